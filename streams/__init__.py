@@ -1,0 +1,1 @@
+"""Infrastructure wiring for creator-scores: settings, local stack, Faust app, sinks."""

@@ -1,0 +1,140 @@
+"""Prometheus metrics the worker exports, defined once so names stay stable.
+
+Names follow kafka-lag-exporter where they overlap (consumer lag) and use the
+`creator_scores_` namespace for the pipeline's own figures. Dashboards and
+alert rules under `deploy/` reference these names; a test checks that every
+metric they use is defined here.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    3600.0,
+)
+_IO_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+EVENTS_CONSUMED = Counter(
+    "creator_scores_events_consumed",
+    "Records read from the source topics.",
+    ["topic"],
+    registry=REGISTRY,
+)
+EVENTS_SCORED = Counter(
+    "creator_scores_events_scored",
+    "Valid events applied to creator state (duplicates included, late excluded).",
+    ["topic"],
+    registry=REGISTRY,
+)
+EVENTS_DUPLICATE = Counter(
+    "creator_scores_events_duplicate",
+    "Events already reflected in state (at-least-once redelivery, unchanged snapshots).",
+    ["topic"],
+    registry=REGISTRY,
+)
+EVENTS_LATE = Counter(
+    "creator_scores_events_late",
+    "Events older than the rolling window, counted and ignored.",
+    ["topic"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "creator_scores_dead_letters",
+    "Records sent to the dead-letter topic, by source topic and reason.",
+    ["topic", "reason"],
+    registry=REGISTRY,
+)
+EVENTS_REROUTED = Counter(
+    "creator_scores_events_rerouted",
+    "Records keyed other than by creator id, re-keyed through the repartition topic.",
+    ["topic"],
+    registry=REGISTRY,
+)
+SCORE_CHANGES = Counter(
+    "creator_scores_score_changes",
+    "Score-change events emitted to the score-change topic.",
+    registry=REGISTRY,
+)
+BATCHES = Histogram(
+    "creator_scores_batch_size",
+    "Records per processed batch.",
+    buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 20000),
+    registry=REGISTRY,
+)
+BATCH_SECONDS = Histogram(
+    "creator_scores_batch_seconds",
+    "Wall time to process one batch (validate, state, score, sinks).",
+    buckets=_IO_BUCKETS,
+    registry=REGISTRY,
+)
+EVENT_TO_REDIS = Histogram(
+    "creator_scores_event_time_to_redis_seconds",
+    "Freshness: from an event's own timestamp to its score written in Redis.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+ARRIVAL_TO_REDIS = Histogram(
+    "creator_scores_arrival_to_redis_seconds",
+    "Freshness: from the record's Kafka timestamp (arrival) to its score written in Redis.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+REDIS_WRITE_SECONDS = Histogram(
+    "creator_scores_redis_write_seconds",
+    "Latency of one Redis pipeline write.",
+    buckets=_IO_BUCKETS,
+    registry=REGISTRY,
+)
+REDIS_ERRORS = Counter(
+    "creator_scores_redis_errors",
+    "Failed Redis writes (retried with backoff).",
+    registry=REGISTRY,
+)
+KAFKA_PRODUCE_SECONDS = Histogram(
+    "creator_scores_kafka_produce_seconds",
+    "Latency of producing one batch of score changes or dead letters.",
+    buckets=_IO_BUCKETS,
+    registry=REGISTRY,
+)
+KAFKA_ERRORS = Counter(
+    "creator_scores_kafka_errors",
+    "Failed Kafka produce calls (retried with backoff).",
+    registry=REGISTRY,
+)
+REBALANCES = Counter(
+    "creator_scores_rebalances",
+    "Consumer group rebalances seen by this worker.",
+    registry=REGISTRY,
+)
+RECOVERY_REMAINING = Gauge(
+    "creator_scores_table_recovery_remaining",
+    "Changelog records still to read while the worker recovers its tables.",
+    registry=REGISTRY,
+)
+CREATORS_IN_STATE = Gauge(
+    "creator_scores_creators_in_state",
+    "Creators held in this worker's state table.",
+    registry=REGISTRY,
+)
+LAST_REDIS_WRITE = Gauge(
+    "creator_scores_last_redis_write_timestamp_seconds",
+    "Unix time of the last successful Redis write.",
+    registry=REGISTRY,
+)

@@ -1,0 +1,77 @@
+"""One settings object for all infrastructure, read once from the environment.
+
+Kafka and Redis addresses keep their plain, conventional names
+(`KAFKA_BOOTSTRAP_SERVERS`, `REDIS_URL`) so they work with any tooling; every
+other setting shares the `CREATOR_SCORES_` prefix. Scoring parameters (weights,
+windows, thresholds) are not here: they live in `scoring.params` with a model
+version of their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Infrastructure settings; every field is documented in the README table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CREATOR_SCORES_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+    )
+    redis_url: str = Field(
+        default="redis://localhost:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "redis_url"),
+    )
+
+    # Application and topics.
+    app_id: str = "creator-scores"
+    posts_topic: str = "posts"
+    tags_topic: str = "shoppable-tags"
+    orders_topic: str = "orders"
+    changes_topic: str = "creator-score-changes"
+    dead_letter_topic: str = "scorer-dead-letters"
+    topic_partitions: int = 8
+    topic_replication: int = 1
+
+    # Stream processing.
+    batch_size: int = 5000
+    batch_within_s: float = 0.25
+    change_threshold: float = 1.0
+    future_margin_s: int = 300
+    scoring_params_file: Path | None = None
+
+    # Faust / Kafka client tuning.
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 1.0
+    producer_linger_ms: int = 5
+    producer_max_batch_size: int = 1_048_576
+    stream_buffer_maxsize: int = 32_768
+    web_port: int = 6066
+    metrics_port: int = 9108
+
+    # Redis output.
+    redis_prefix: str = "cs:"
+
+    # Local stack (`creator-scores stack ...`).
+    stack_dir: Path = Path(".stack")
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    redis_port: int = 6379
+    kafka_heap: str = "768m"
+
+    @property
+    def source_topics(self) -> tuple[str, str, str]:
+        return (self.posts_topic, self.tags_topic, self.orders_topic)
+
+
+def load_settings() -> Settings:
+    """Read the environment once; callers pass the result down."""
+    return Settings()

@@ -1,0 +1,156 @@
+"""The local stack is real: a broker that stores and serves records, Redis that
+answers, `stack up` that is idempotent and `stack down` that leaves nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from streams.settings import Settings
+from streams.stack import LocalStack, port_open
+
+pytestmark = pytest.mark.integration
+
+
+async def test_produce_and_consume_through_the_broker(
+    stack_settings: Settings, unique: str
+) -> None:
+    topic = f"it-stack-{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 3, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for i in range(30):
+            await producer.send(topic, key=f"k{i % 5}".encode(), value=f"v{i}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=stack_settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"it-{unique}",
+    )
+    await consumer.start()
+    seen: list[bytes] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(seen) < 30:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    seen.extend(r.value for r in records if r.value is not None)
+    finally:
+        await consumer.stop()
+    assert sorted(seen) == sorted(f"v{i}".encode() for i in range(30))
+
+
+async def test_compacted_topic_config_reads_back(stack_settings: Settings, unique: str) -> None:
+    topic = f"it-compact-{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})]
+        )
+        result = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    entries = {
+        name: value
+        for response in result
+        for _err, _code, _type, _name, configs in response.resources
+        for name, value, *_rest in configs
+    }
+    assert entries["cleanup.policy"] == "compact"
+
+
+async def test_redis_write_and_read(stack_settings: Settings, redis_prefix: str) -> None:
+    client = aioredis.from_url(stack_settings.redis_url)
+    try:
+        await client.hset(f"{redis_prefix}h", mapping={"a": "1", "b": "2"})
+        assert await client.hgetall(f"{redis_prefix}h") == {b"a": b"1", b"b": b"2"}
+        await client.delete(f"{redis_prefix}h")
+    finally:
+        await client.aclose()
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_stack_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
+    """A second, private stack on other ports: up, up again, down, nothing left."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "CREATOR_SCORES_STACK_DIR": str(tmp_path / "stack"),
+            "CREATOR_SCORES_KAFKA_PORT": "19092",
+            "CREATOR_SCORES_KAFKA_CONTROLLER_PORT": "19093",
+            "CREATOR_SCORES_REDIS_PORT": "16379",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+            "REDIS_URL": "redis://127.0.0.1:16379/0",
+        }
+    )
+    for port in (19092, 19093, 16379):
+        assert not port_open("127.0.0.1", port), f"port {port} is already in use"
+    try:
+        first = _cli(env, "stack", "up")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "Apache Kafka 3.9" in first.stdout
+        pids = {
+            name: int((tmp_path / "stack" / f"{name}.pid").read_text())
+            for name in ("kafka", "redis")
+        }
+        second = _cli(env, "stack", "up")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "already running" in second.stdout
+        status = _cli(env, "stack", "status")
+        assert status.returncode == 0 and status.stdout.count(" up ") == 2, status.stdout
+        assert {
+            name: int((tmp_path / "stack" / f"{name}.pid").read_text())
+            for name in ("kafka", "redis")
+        } == pids
+    finally:
+        down = _cli(env, "stack", "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    for pid in pids.values():
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), f"pid {pid} still running"
+    for port in (19092, 19093, 16379):
+        assert not port_open("127.0.0.1", port)
+    after = _cli(env, "stack", "status")
+    assert after.returncode == 1
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def test_stack_reuses_a_service_it_did_not_start(stack_settings: Settings, tmp_path: Path) -> None:
+    """Pointed at ports where services already answer, `stack up` reuses them."""
+    env = dict(os.environ)
+    env["CREATOR_SCORES_STACK_DIR"] = str(tmp_path / "other")
+    result = _cli(env, "stack", "up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reusing it" in result.stdout
+    assert not (tmp_path / "other" / "kafka.pid").exists()
+    assert LocalStack(stack_settings).status()[0].reachable

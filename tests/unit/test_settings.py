@@ -1,0 +1,53 @@
+"""Settings come from the environment with the documented names and defaults."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def env_name(field: str) -> str:
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if alias is not None:
+        return str(alias.choices[0])  # type: ignore[union-attr]
+    return f"CREATOR_SCORES_{field.upper()}"
+
+
+def test_plain_names_for_kafka_and_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker-1:9093")
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6380/2")
+    monkeypatch.setenv("CREATOR_SCORES_BATCH_SIZE", "123")
+    settings = Settings()
+    assert settings.kafka_bootstrap_servers == "broker-1:9093"
+    assert settings.redis_url == "redis://cache:6380/2"
+    assert settings.batch_size == 123
+
+
+def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for field in Settings.model_fields:
+        monkeypatch.delenv(env_name(field), raising=False)
+    settings = Settings()
+    assert settings.kafka_bootstrap_servers == "localhost:9092"
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.source_topics == ("posts", "shoppable-tags", "orders")
+    assert settings.dead_letter_topic == "scorer-dead-letters"
+
+
+def test_bad_value_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREATOR_SCORES_BATCH_SIZE", "lots")
+    with pytest.raises(ValueError, match="batch_size"):
+        Settings()
+
+
+def test_readme_documents_every_setting() -> None:
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", README.read_text(), flags=re.M))
+    expected = {env_name(field) for field in Settings.model_fields}
+    assert expected - documented == set(), "settings missing from the README table"
+    assert documented - expected == set(), "README documents settings that do not exist"
