@@ -1,0 +1,117 @@
+"""Decide whether a new score card is worth announcing, and say why it moved.
+
+Scores are recomputed after every batch, but most batches move them by a hair;
+downstream consumers (leaderboards, notifications) only want the moves that
+matter. `diff_scores` compares two cards and returns a `ScoreChanged` event
+naming the scores that moved by more than a threshold, with one sentence per
+score that points at the input that moved it most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from scoring.scores import COMPONENT_LABELS, SCORE_LABELS, SCORE_NAMES, Explanation, ScoreCard
+
+
+@dataclass(frozen=True)
+class ScoreChanged:
+    """A creator's scores moved (or its first card was computed)."""
+
+    creator_id: str
+    region: str
+    model_version: str
+    event_time_ms: int  # the new card's event-time watermark
+    changed: tuple[str, ...]
+    old: Mapping[str, float] | None
+    new: Mapping[str, float]
+    reasons: Mapping[str, str]
+    provisional: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "creator_id": self.creator_id,
+            "region": self.region,
+            "model_version": self.model_version,
+            "event_time_ms": self.event_time_ms,
+            "changed": list(self.changed),
+            "old": None if self.old is None else dict(self.old),
+            "new": dict(self.new),
+            "reasons": dict(self.reasons),
+            "provisional": self.provisional,
+        }
+
+
+def diff_scores(old: ScoreCard | None, new: ScoreCard, threshold: float) -> ScoreChanged | None:
+    """The change from `old` to `new`, or None if nothing moved by more than `threshold`.
+
+    A first card (old is None) always emits. So does a new model version, a new
+    region (the creator moves between regional leaderboards) or a flip of the
+    provisional flag, even when no score moved past the threshold.
+    """
+    new_values = new.values()
+    reasons: dict[str, str] = {}
+    if old is None or old.model_version != new.model_version:
+        changed: tuple[str, ...] = SCORE_NAMES
+        old_values = None if old is None else old.values()
+        for name in SCORE_NAMES:
+            reasons[name] = new.explanations[name].summary if name in new.explanations else ""
+        if old is not None:
+            reasons["model_version"] = (
+                f"Scored with model {new.model_version} (was {old.model_version})."
+            )
+    else:
+        old_values = old.values()
+        changed = tuple(n for n in SCORE_NAMES if abs(new_values[n] - old_values[n]) > threshold)
+        if not changed and old.provisional == new.provisional and old.region == new.region:
+            return None
+        for name in changed:
+            reasons[name] = _reason(name, old_values[name], new_values[name], old, new)
+        if old.provisional != new.provisional:
+            reasons["provisional"] = (
+                "Scores are now provisional: too little recent data."
+                if new.provisional
+                else "Scores are no longer provisional: enough recent posts and orders."
+            )
+        if old.region != new.region:
+            reasons["region"] = f"Region changed from {old.region} to {new.region}."
+    return ScoreChanged(
+        creator_id=new.creator_id,
+        region=new.region,
+        model_version=new.model_version,
+        event_time_ms=new.as_of_ms,
+        changed=changed,
+        old=None if old_values is None else MappingProxyType(old_values),
+        new=MappingProxyType(new_values),
+        reasons=MappingProxyType(reasons),
+        provisional=new.provisional,
+    )
+
+
+def _reason(name: str, before: float, after: float, old: ScoreCard, new: ScoreCard) -> str:
+    direction = "rose" if after > before else "fell"
+    text = f"{SCORE_LABELS[name]} {direction} {abs(after - before):.2f} to {after:.2f}"
+    driver = _driver(old.explanations.get(name), new.explanations.get(name))
+    if driver is None:
+        return text + "."
+    cname, delta, detail = driver
+    label = SCORE_LABELS.get(cname) or COMPONENT_LABELS.get(cname, cname)
+    return f"{text}, mostly from {label.lower()} ({delta:+.2f} points): {detail}"
+
+
+def _driver(old: Explanation | None, new: Explanation | None) -> tuple[str, float, str] | None:
+    """The contribution whose points moved most between two explanations."""
+    if old is None or new is None:
+        return None
+    before = {c.name: c.points for c in old.contributions}
+    best: tuple[str, float, str] | None = None
+    for c in new.contributions:
+        delta = c.points - before.pop(c.name, 0.0)
+        if best is None or abs(delta) > abs(best[1]):
+            best = (c.name, delta, c.text)
+    for cname, pts in before.items():  # inputs that disappeared (e.g. the neutral prior)
+        if best is None or pts > abs(best[1]):
+            best = (cname, -pts, "no longer counted.")
+    return best
