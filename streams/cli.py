@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 
+from streams.keys import BOARD_SCORES, GLOBAL_REGION
 from streams.settings import Settings, load_settings
 
 
@@ -20,6 +22,22 @@ from streams.settings import Settings, load_settings
 def main(ctx: click.Context) -> None:
     """Real-time creator scores: Kafka in, Faust state, Redis out."""
     ctx.obj = load_settings()
+
+
+@main.command("worker")
+@click.option(
+    "-l",
+    "--loglevel",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_obj
+def worker(settings: Settings, loglevel: str) -> None:
+    """Run a scoring worker (Faust) until SIGTERM/SIGINT; creates its topics first."""
+    from streams.agents import run_worker
+
+    run_worker(settings, loglevel=loglevel)
 
 
 @main.group()
@@ -64,6 +82,277 @@ def stack_status(settings: Settings) -> None:
         click.echo(status.line())
     if not all(s.reachable for s in statuses):
         sys.exit(1)
+
+
+@main.command("lag")
+@click.option(
+    "--group", "groups", multiple=True, help="Consumer group (repeatable); default: app id."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document per refresh.")
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C; WARN/STALL need a few samples.")
+@click.option("--interval", type=click.FloatRange(min=0.5), default=5.0, show_default=True)
+@click.option("--serve", type=click.IntRange(0, 65535), help="Serve as Prometheus metrics on PORT.")
+@click.pass_obj
+def lag(
+    settings: Settings,
+    groups: tuple[str, ...],
+    as_json: bool,
+    watch: bool,
+    interval: float,
+    serve: int | None,
+) -> None:
+    """Consumer lag from the broker per topic and partition, with a Burrow-style status."""
+    import asyncio
+
+    from streams.lag import LagError, lag_report
+    from streams.observability import ObservabilityError, run_lag_exporter
+
+    clear = click.clear if watch and sys.stdout.isatty() else None
+    try:
+        if serve is not None:  # a lag exporter that outlives the workers (docker-compose)
+            asyncio.run(run_lag_exporter(settings, groups, port=serve, interval_s=interval))
+        else:
+            asyncio.run(lag_report(settings, groups, as_json=as_json, watch=watch,
+                                   interval_s=interval, echo=click.echo, clear=clear))  # fmt: skip
+    except (LagError, ObservabilityError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+_CODECS = ("none", "gzip", "lz4", "snappy", "zstd")
+_SHARE = click.FloatRange(0.0, 1.0, max_open=True)
+
+
+@main.command("simulate")
+@click.option("--creators", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Events per second; 0 sends as fast as possible.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Wall-clock seconds to run; 0 runs until Ctrl-C/SIGTERM (needs --rate).",
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Number of events [default: 100000 unless --duration is given].",
+)
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same events.")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=28.0,
+    show_default=True,
+    help="Span of simulated event time, ending now.",
+)
+@click.option(
+    "--speedup",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Simulated seconds per wall second while the days fill (paced runs).",
+)
+@click.option("--malformed-share", type=_SHARE, default=0.005, show_default=True)
+@click.option("--mis-keyed-share", type=_SHARE, default=0.01, show_default=True,
+              help="Share of records sent without a key.")  # fmt: skip
+@click.option("--duplicate-share", type=_SHARE, default=0.002, show_default=True,
+              help="Share of records delivered twice.")  # fmt: skip
+@click.option(
+    "--to-file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write JSON lines for `replay` instead of sending to Kafka.",
+)
+@click.option("--end-time", default=None, help="Where event time ends: RFC 3339 or epoch ms.")
+@click.option("--compression", type=click.Choice(_CODECS), default="none", show_default=True)
+@click.pass_obj
+def simulate(
+    settings: Settings,
+    creators: int,
+    rate: float,
+    duration: float | None,
+    events: int | None,
+    seed: int,
+    days: float,
+    speedup: float | None,
+    malformed_share: float,
+    mis_keyed_share: float,
+    duplicate_share: float,
+    to_file: Path | None,
+    end_time: str | None,
+    compression: str,
+) -> None:
+    """Send a synthetic creator population's posts, tags and orders to Kafka."""
+    from aiokafka.errors import KafkaError
+
+    from streams.simulate import SimulateOptions, parse_time_ms, run_simulate
+
+    try:
+        options = SimulateOptions(
+            creators=creators, rate=rate, duration_s=duration, events=events, seed=seed,
+            days=days, speedup=speedup, malformed_share=malformed_share,
+            mis_keyed_share=mis_keyed_share, duplicate_share=duplicate_share, to_file=to_file,
+            end_time_ms=parse_time_ms(end_time) if end_time is not None else None,
+            compression=compression,
+        )  # fmt: skip
+        run_simulate(options, settings, echo=click.echo)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("replay")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Records per second; 0 sends as fast as possible.")  # fmt: skip
+@click.option("--topic-map", multiple=True, metavar="SRC=DST",
+              help="Send the file's SRC records to topic DST (repeatable).")  # fmt: skip
+@click.option("--compression", type=click.Choice(_CODECS), default="none", show_default=True)
+@click.pass_obj
+def replay(
+    settings: Settings, file: Path, rate: float, topic_map: tuple[str, ...], compression: str
+) -> None:
+    """Send a JSON-lines file (as `simulate --to-file` writes) to Kafka; exit 1 on bad lines."""
+    from aiokafka.errors import KafkaError
+
+    from streams.replay import parse_topic_map, run_replay
+
+    try:
+        mapping = parse_topic_map(topic_map)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--topic-map") from exc
+    try:
+        report = run_replay(
+            file, settings, rate=rate, topic_map=mapping, compression=compression,
+            echo=click.echo, echo_err=lambda line: click.echo(line, err=True),
+        )  # fmt: skip
+    except KafkaError as exc:
+        raise click.ClickException(f"Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if report.bad:
+        sys.exit(1)
+
+
+@main.command("top")
+@click.option("--score", type=click.Choice(BOARD_SCORES), default="overall", show_default=True)
+@click.option("--region", default=GLOBAL_REGION, show_default=True, help="ALL or a region code.")
+@click.option("--theme", default=None, help="Per-theme board (overall and influence only).")
+@click.option("--content-type", default=None, help="Per-content-type board (video, live, ...).")
+@click.option("-n", "count", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def top(
+    settings: Settings,
+    score: str,
+    region: str,
+    theme: str | None,
+    content_type: str | None,
+    count: int,
+    as_json: bool,
+) -> None:
+    """A leaderboard read from Redis: rank, creator, score, region, provisional flag."""
+    import redis as redis_lib
+    from rich.console import Console
+
+    from streams.keys import Keys
+    from streams.readers import ReaderError, board_key, connect, read_top, top_json, top_table
+
+    keys = Keys(settings.redis_prefix)
+    try:
+        board = board_key(keys, score=score, region=region, theme=theme, content_type=content_type)
+    except ReaderError as exc:
+        raise click.UsageError(str(exc)) from exc
+    client = connect(settings.redis_url)
+    try:
+        entries = read_top(client, keys, board, count)
+    except (redis_lib.RedisError, OSError) as exc:
+        raise click.ClickException(f"cannot read Redis at {settings.redis_url}: {exc}") from exc
+    finally:
+        client.close()
+    if as_json:
+        click.echo(top_json(entries, board))
+    elif not entries:
+        click.echo(f"no creators on {board} yet")
+    else:
+        Console().print(top_table(entries, board))
+
+
+@main.command("show")
+@click.argument("creator_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_obj
+def show(settings: Settings, creator_id: str, as_json: bool) -> None:
+    """One creator's scores from Redis, with the explanation of each. Exit 1 if unknown."""
+    import redis as redis_lib
+    from rich.console import Console
+
+    from streams.keys import Keys
+    from streams.readers import connect, creator_json, creator_renderable, read_creator
+
+    keys = Keys(settings.redis_prefix)
+    client = connect(settings.redis_url)
+    try:
+        view = read_creator(client, keys, creator_id)
+    except (redis_lib.RedisError, OSError) as exc:
+        raise click.ClickException(f"cannot read Redis at {settings.redis_url}: {exc}") from exc
+    finally:
+        client.close()
+    if view is None:
+        click.echo(
+            f"no scores for creator {creator_id!r} ({keys.creator(creator_id)} is not in Redis)",
+            err=True,
+        )
+        sys.exit(1)
+    if as_json:
+        click.echo(creator_json(view))
+    else:
+        Console().print(creator_renderable(view))
+
+
+@main.command("dashboard")
+@click.option("--once", is_flag=True, help="Print one frame and exit.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds [default: until Ctrl-C].")  # fmt: skip
+@click.option("--refresh", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
+@click.option("--metrics-url", default=None,
+              help="Worker metrics [default: http://127.0.0.1:METRICS_PORT/metrics].")  # fmt: skip
+@click.pass_obj
+def dashboard(
+    settings: Settings,
+    once: bool,
+    seconds: float | None,
+    refresh: float,
+    metrics_url: str | None,
+) -> None:
+    """Live leaderboard: top creators overall and per region, events scored per second."""
+    from streams.dashboard import run_dashboard
+
+    run_dashboard(settings, once=once, seconds=seconds, refresh_s=refresh, metrics_url=metrics_url)
+
+
+@main.command("demo")
+@click.option("--creators", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--rate", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Simulated events per second.")  # fmt: skip
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds [default: until Ctrl-C].")  # fmt: skip
+@click.pass_obj
+def demo(settings: Settings, creators: int, rate: int, seconds: float | None) -> None:
+    """Worker + simulator in the background and the live leaderboard in front (needs the stack)."""
+    from streams.demo import run_demo
+
+    sys.exit(run_demo(settings, creators=creators, rate=rate, seconds=seconds))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,208 @@
+"""The Faust side of the worker: one thin agent, the sinks it owns, and the worker's start-up.
+
+The agent takes events from the source topics in batches, turns each into a plain
+`RawRecord` and hands the list to `Pipeline.process`; everything else happens
+there. Faust acknowledges a batch's records only after the agent is done with it,
+so offsets are committed for work that reached Redis, Kafka and the state table,
+never before.
+
+`run_worker` is what `creator-scores worker` runs: create the topics, start the
+observability endpoint, then run the Faust worker until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+import mode
+from faust.streams import Stream
+from faust.tables.manager import TableManager
+
+from scoring.params import DEFAULT_PARAMS, Params, load_params
+from streams import metrics
+from streams.app import AGENT_NAME, ScoringApp, build_app, rekeyed_topic_name, worker_topic_specs
+from streams.codec import RawRecord
+from streams.keys import Keys
+from streams.observability import HealthState, ObservabilityRunner, start_observability
+from streams.pipeline import Pipeline, PipelineConfig
+from streams.settings import Settings
+from streams.sinks.kafka import KafkaSink, build_producer
+from streams.sinks.redis import RedisSink, build_redis
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+#: Exit status when the pipeline fails in a way it cannot retry (see `_run_batch`).
+EXIT_PIPELINE_FAILED = 70
+
+
+def load_scoring_params(settings: Settings) -> Params:
+    """The model parameters: the TOML file if configured, with the worker's future margin."""
+    params = (
+        load_params(settings.scoring_params_file)
+        if settings.scoring_params_file is not None
+        else DEFAULT_PARAMS
+    )
+    return dataclasses.replace(params, future_margin_ms=settings.future_margin_s * 1000)
+
+
+def to_records(events: Iterable[faust.types.EventT[Any]]) -> list[RawRecord]:
+    """Faust events as the pipeline's plain records (the only place that reads Faust messages)."""
+    out: list[RawRecord] = []
+    add = out.append
+    for event in events:
+        msg = event.message
+        add(
+            RawRecord(
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                msg.key,
+                # A null value (tombstone) is no event; as empty bytes it is dead-lettered.
+                msg.value if msg.value is not None else b"",
+                int(msg.timestamp * 1000),
+            )
+        )
+    return out
+
+
+async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord]) -> None:
+    """Run one batch to the end even when the agent is being stopped.
+
+    Faust acknowledges the batch's records as soon as the agent moves on, whether it
+    finished or was cancelled; so a shutdown waits for the batch instead of abandoning it
+    half-written. A failure the sinks do not retry (a bug) ends the process at once, before
+    anything is acknowledged: a restart then reprocesses the batch, which is safe, whereas
+    carrying on would commit offsets for events that never reached Redis.
+    """
+    task = asyncio.ensure_future(pipeline.process(records))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            log.info("stopping: finishing the batch in progress (%d records) first", len(records))
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        raise
+    except Exception:
+        log.critical(
+            "pipeline failed on a batch of %d records; exiting", len(records), exc_info=True
+        )
+        logging.shutdown()
+        os._exit(EXIT_PIPELINE_FAILED)
+
+
+def install_pipeline(
+    bundle: ScoringApp, params: Params, health: HealthState | None = None
+) -> faust.types.AgentT[Any]:
+    """Register the scoring agent (and rebalance/recovery hooks) on the app."""
+    settings = bundle.settings
+    app = bundle.app
+    config = PipelineConfig.from_settings(settings, rekeyed_topic_name(settings))
+    batch_size, within = settings.batch_size, settings.batch_within_s
+
+    async def score(stream: faust.StreamT[Any]) -> None:
+        redis = build_redis(settings.redis_url)
+        producer = build_producer(settings)
+        await producer.start()
+        try:
+            pipeline = Pipeline(
+                config,
+                params,
+                bundle.table,
+                RedisSink(redis, Keys(settings.redis_prefix)),
+                KafkaSink(producer),
+            )
+            # take_events (not take): the pipeline needs each record's topic, partition,
+            # offset, key and timestamp, which only the events carry.
+            batches = cast("Stream[bytes]", stream).take_events(batch_size, within)
+            async for events in batches:
+                await _run_batch(pipeline, to_records(events))
+        finally:
+            await producer.stop()
+            await redis.aclose()
+
+    agent = app.agent(bundle.source, name=AGENT_NAME)(score)
+
+    # Faust sends signals as receiver(sender, *args, signal=..., **kwargs).
+    async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        metrics.REBALANCES.inc()
+        if health is not None:
+            assigned = args[0] if args else kwargs.get("assigned")
+            health.set_assigned(bool(assigned))
+
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        if health is not None:
+            health.set_recovered(False)
+
+    async def on_recovered(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        metrics.RECOVERY_REMAINING.set(0)
+        if health is not None:
+            health.set_recovered(True)
+
+    # mode's handler annotation (mypy_extensions VarArg/NamedArg) rejects every function,
+    # including one with its exact signature; the handlers match what mode calls.
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_rebalance_complete.connect(on_recovered)  # type: ignore[arg-type]
+
+    async def recovery_progress() -> None:
+        recovery = cast(TableManager, app.tables).recovery
+        if recovery.in_recovery:
+            metrics.RECOVERY_REMAINING.set(recovery.active_remaining_total())
+
+    app.timer(1.0, name="recovery-progress")(recovery_progress)
+    return agent
+
+
+class WorkerSupport(mode.Service):
+    """Starts before the app: creates the topics, then serves /metrics, /healthz, /readyz."""
+
+    def __init__(self, settings: Settings, health: HealthState, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._settings = settings
+        self._health = health
+        self._runner: ObservabilityRunner | None = None
+
+    async def on_start(self) -> None:
+        created = await ensure_topics(self._settings, worker_topic_specs(self._settings))
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+        self._runner = await start_observability(
+            self._settings, self._health, [self._settings.app_id]
+        )
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.stop()
+
+
+def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
+    """The Faust worker for our app, with the observability endpoint beside it."""
+    bundle = build_app(settings)
+    # Faust creates its data directory but not the parents; with the memory store it stays empty.
+    Path(bundle.app.conf.datadir).mkdir(parents=True, exist_ok=True)
+    health = HealthState()
+    install_pipeline(bundle, load_scoring_params(settings), health)
+    return faust.Worker(
+        bundle.app,
+        WorkerSupport(settings, health),
+        loglevel=loglevel,
+        redirect_stdouts=False,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def run_worker(settings: Settings, *, loglevel: str = "info") -> None:
+    """Run a worker until SIGTERM/SIGINT; mode's worker exits the process when it stops."""
+    build_worker(settings, loglevel=loglevel).execute_from_commandline()

@@ -1,0 +1,624 @@
+"""The batch logic between Kafka records and the sinks, with no Faust in sight.
+
+`Pipeline.process` takes a list of `RawRecord`s (however they were fetched) and
+does, per batch: decode and validate each record once; dead-letter the bad ones;
+forward events whose Kafka key is not their creator id to the repartition topic;
+group the rest by creator; per creator read the state table once, apply all its
+events, score once and write the state once; then one Redis write and one Kafka
+produce for the whole batch.
+
+Ordering is what makes at-least-once exact. The sinks are written before the
+state table, and the sinks retry until they succeed, so when Faust commits a
+batch's offsets (after flushing the table's changelog) Redis and the output topics
+already hold its results. If the worker dies in between, the batch is read again:
+events the recovered state already holds come back as duplicates, the rest are
+applied again, and the snapshots converge. A creator whose score card did not
+change is not written at all, which keeps a replay of old events from touching
+Redis (its `updated_at` would otherwise move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import orjson
+
+from scoring.changes import diff_scores
+from scoring.events import Event, EventKind
+from scoring.params import Params
+from scoring.scores import SCORE_NAMES, Contribution, Explanation, ScoreCard, score
+from scoring.state import ApplyOutcome, CreatorState
+from scoring.validate import ValidationError
+from streams import metrics
+from streams.codec import (
+    RawRecord,
+    dead_letter_value,
+    decode,
+    frame_rekeyed,
+    model_error,
+    topic_kinds,
+    unframe_rekeyed,
+    unknown_topic_error,
+)
+from streams.settings import Settings
+from streams.sinks.base import CreatorSnapshot, OutboundRecord, RecordSink, SnapshotSink
+from streams.sinks.redis import board_scores, creator_fields, explain_json
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BatchResult", "Pipeline", "PipelineConfig", "RawRecord", "StateEnvelope", "StateTable"]
+
+
+class StateTable(Protocol):
+    """The per-creator state store: a Faust table in the worker, a dict in unit tests."""
+
+    def get(self, key: bytes, /) -> bytes | None: ...
+
+    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The topic names and thresholds the pipeline needs, nothing else from Settings."""
+
+    kinds: Mapping[str, EventKind]
+    rekeyed_topic: str
+    changes_topic: str
+    dead_letter_topic: str
+    change_threshold: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings, rekeyed_topic: str) -> PipelineConfig:
+        return cls(
+            kinds=topic_kinds(*settings.source_topics),
+            rekeyed_topic=rekeyed_topic,
+            changes_topic=settings.changes_topic,
+            dead_letter_topic=settings.dead_letter_topic,
+            change_threshold=settings.change_threshold,
+        )
+
+
+# --------------------------------------------------------------------------- state envelope
+
+_MAGIC: Final = b"CS\x01"
+_HEADER_LEN = struct.Struct(">I")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCard:
+    """The last published score card, as the state table keeps it.
+
+    Everything but the explanation texts: headline scores, breakdowns (they decide the
+    boards to leave), and each contribution's points (`diff_scores` names the input that
+    moved a score most by comparing points). `digest` fingerprints the full card, texts
+    included, so an unchanged card is recognised without keeping them.
+    """
+
+    digest: str
+    model_version: str
+    region: str
+    as_of_ms: int
+    provisional: bool
+    confidence: float
+    values: Mapping[str, float]
+    influence_by_theme: Mapping[str, float]
+    influence_by_content_type: Mapping[str, float]
+    overall_by_theme: Mapping[str, float]
+    overall_by_content_type: Mapping[str, float]
+    points: Mapping[str, list[tuple[str, float]]]
+
+    @classmethod
+    def of(cls, card: ScoreCard, digest: str) -> StoredCard:
+        return cls(
+            digest=digest,
+            model_version=card.model_version,
+            region=card.region,
+            as_of_ms=card.as_of_ms,
+            provisional=card.provisional,
+            confidence=card.confidence,
+            values=card.values(),
+            influence_by_theme=dict(card.influence_by_theme),
+            influence_by_content_type=dict(card.influence_by_content_type),
+            overall_by_theme=dict(card.overall_by_theme),
+            overall_by_content_type=dict(card.overall_by_content_type),
+            points={
+                name: [(c.name, c.points) for c in e.contributions]
+                for name, e in card.explanations.items()
+            },
+        )
+
+    def to_json(self) -> dict[str, object]:
+        # By hand: dataclasses.asdict deep-copies every nested value and costs more than
+        # scoring the card.
+        return {
+            "digest": self.digest,
+            "model_version": self.model_version,
+            "region": self.region,
+            "as_of_ms": self.as_of_ms,
+            "provisional": self.provisional,
+            "confidence": self.confidence,
+            "values": self.values,
+            "influence_by_theme": self.influence_by_theme,
+            "influence_by_content_type": self.influence_by_content_type,
+            "overall_by_theme": self.overall_by_theme,
+            "overall_by_content_type": self.overall_by_content_type,
+            "points": self.points,
+        }
+
+    def to_card(self, creator_id: str) -> ScoreCard:
+        """The card as published, minus its texts (summaries and sentences are empty)."""
+        values = {name: float(self.values[name]) for name in SCORE_NAMES}
+        explanations = {
+            name: Explanation(
+                score=name,
+                value=values.get(name, 0.0),
+                summary="",
+                contributions=tuple(Contribution(c, 0.0, float(p), "") for c, p in pts),
+            )
+            for name, pts in self.points.items()
+        }
+        return ScoreCard(
+            creator_id=creator_id,
+            region=self.region,
+            model_version=self.model_version,
+            as_of_ms=self.as_of_ms,
+            **values,
+            provisional=self.provisional,
+            confidence=self.confidence,
+            influence_by_theme=self.influence_by_theme,
+            influence_by_content_type=self.influence_by_content_type,
+            overall_by_theme=self.overall_by_theme,
+            overall_by_content_type=self.overall_by_content_type,
+            explanations=explanations,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StateEnvelope:
+    """The table value: the model's state bytes plus the last published card.
+
+    Layout: `CS\\x01`, a 4-byte big-endian header length, the JSON header (the stored
+    card, or null), then `CreatorState.to_bytes()` untouched. Not pickle: any worker
+    version can read it, and a corrupt value is a ValueError, not code execution.
+    """
+
+    state: bytes
+    card: StoredCard | None
+
+    def to_bytes(self) -> bytes:
+        header = orjson.dumps(None if self.card is None else self.card.to_json())
+        return b"".join((_MAGIC, _HEADER_LEN.pack(len(header)), header, self.state))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StateEnvelope:
+        """Parse a table value; ValueError (never anything else) on corrupt input."""
+        if data[:3] != _MAGIC or len(data) < 7:
+            raise ValueError("state envelope does not start with the CS\\x01 header")
+        (size,) = _HEADER_LEN.unpack_from(data, 3)
+        end = 7 + size
+        if end > len(data):
+            raise ValueError(f"state envelope header says {size} bytes, {len(data) - 7} present")
+        try:
+            raw = orjson.loads(memoryview(data)[7:end])
+            card = None if raw is None else _stored_card(raw)
+        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
+            raise ValueError(f"state envelope header is not a stored card: {exc!r}") from exc
+        return cls(state=data[end:], card=card)
+
+
+def _stored_card(raw: object) -> StoredCard:
+    if not isinstance(raw, dict):
+        raise TypeError(f"stored card must be an object, got {type(raw).__name__}")
+    card = StoredCard(**raw)
+    # JSON turned the (name, points) pairs into lists; the values must still be numbers.
+    points = {str(k): [(str(n), float(p)) for n, p in v] for k, v in card.points.items()}
+    return dataclasses.replace(card, points=points)
+
+
+def card_digest(card: ScoreCard, explain: str | None = None) -> str:
+    """Stable fingerprint of everything a card publishes (scores, breakdowns, explanations).
+
+    `explain` is the card's `explain_json`, passed when already built for Redis.
+    """
+    head = orjson.dumps(
+        [
+            card.creator_id,
+            card.region,
+            card.model_version,
+            card.as_of_ms,
+            card.values(),
+            card.provisional,
+            card.confidence,
+            dict(card.influence_by_theme),
+            dict(card.influence_by_content_type),
+            dict(card.overall_by_theme),
+            dict(card.overall_by_content_type),
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    digest = hashlib.blake2b(head, digest_size=16)
+    digest.update((explain_json(card) if explain is None else explain).encode())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- batch processing
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; the counters also feed the Prometheus metrics."""
+
+    records: int = 0
+    dead_letters: int = 0
+    rerouted: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    late: int = 0
+    creators: int = 0
+    states_written: int = 0
+    snapshots_written: int = 0
+    score_changes: int = 0
+    dead_reasons: Counter[str] = field(default_factory=Counter)
+    scored_by_topic: Counter[str] = field(default_factory=Counter)
+    duplicate_by_topic: Counter[str] = field(default_factory=Counter)
+    late_by_topic: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _CreatorWork:
+    events: list[tuple[Event, RawRecord]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """A creator's state as read from the table (state_bytes None: there was none)."""
+
+    state: CreatorState
+    card: StoredCard | None
+    state_bytes: bytes | None
+
+
+@dataclass(slots=True)
+class _Published:
+    """A creator whose new card goes to Redis; freshness is measured from these events."""
+
+    creator_id: str
+    arrivals_ms: list[int]
+    event_times_ms: list[int]
+
+
+class Pipeline:
+    """Processes record batches into state, Redis snapshots and output records."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        params: Params,
+        table: StateTable,
+        redis: SnapshotSink,
+        kafka: RecordSink,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._params = params
+        self._table = table
+        self._redis = redis
+        self._kafka = kafka
+        self._clock = clock
+        self._kinds = dict(config.kinds)
+
+    async def process(self, records: Sequence[RawRecord]) -> BatchResult:
+        """Take one batch all the way to the sinks and the state table."""
+        started = time.perf_counter()
+        result = BatchResult(records=len(records))
+        now_ms = int(self._clock() * 1000)
+        outbound: list[OutboundRecord] = []
+        work = self._decode_all(records, now_ms, outbound, result)
+        snapshots: list[CreatorSnapshot] = []
+        published: list[_Published] = []
+        state_writes: list[tuple[bytes, bytes]] = []
+        for creator_id, creator_work in work.items():
+            self._process_creator(
+                creator_id,
+                creator_work,
+                now_ms,
+                outbound,
+                snapshots,
+                published,
+                state_writes,
+                result,
+            )
+        result.creators = len(work)
+
+        await asyncio.gather(self._redis.write(snapshots), self._kafka.write(outbound))
+        written_at = self._clock()
+
+        # Only now, with the sinks done, does the state move on (see the module docstring).
+        table = self._table
+        for key, value in state_writes:
+            table[key] = value
+        result.states_written = len(state_writes)
+        result.snapshots_written = len(snapshots)
+        self._observe(records, result, published, written_at, time.perf_counter() - started)
+        return result
+
+    # ---------------------------------------------------------------- decode / route
+
+    def _decode_all(
+        self,
+        records: Sequence[RawRecord],
+        now_ms: int,
+        outbound: list[OutboundRecord],
+        result: BatchResult,
+    ) -> dict[str, _CreatorWork]:
+        kinds = self._kinds
+        params = self._params
+        rekeyed = self._config.rekeyed_topic
+        work: dict[str, _CreatorWork] = {}
+        for record in records:
+            topic = record.topic
+            if topic == rekeyed:
+                framed = unframe_rekeyed(record.value)
+                if isinstance(framed, ValidationError):
+                    self._dead(record, framed, now_ms, outbound, result)
+                    continue
+                kind, payload = framed
+                decoded = decode(kind, payload, now_ms=now_ms, params=params)
+            else:
+                source_kind = kinds.get(topic)
+                if source_kind is None:
+                    self._dead(record, unknown_topic_error(topic), now_ms, outbound, result)
+                    continue
+                kind = source_kind
+                decoded = decode(kind, record.value, now_ms=now_ms, params=params)
+            if isinstance(decoded, ValidationError):
+                self._dead(record, decoded, now_ms, outbound, result)
+                continue
+            creator_id = decoded.creator_id
+            creator_key = creator_id.encode()
+            if record.key != creator_key and topic != rekeyed:
+                # Its partition was picked by some other key, so this worker may not own the
+                # creator's state: send it round, keyed right, to land where the state lives.
+                # Records already on the repartition topic are keyed by us and never bounce.
+                outbound.append(
+                    OutboundRecord(
+                        topic=rekeyed,
+                        key=creator_key,
+                        value=frame_rekeyed(kind, record.value),
+                        timestamp_ms=record.timestamp_ms,
+                    )
+                )
+                result.rerouted += 1
+                metrics.EVENTS_REROUTED.labels(topic).inc()
+                continue
+            slot = work.get(creator_id)
+            if slot is None:
+                slot = work[creator_id] = _CreatorWork()
+            slot.events.append((decoded, record))
+        return work
+
+    def _dead(
+        self,
+        record: RawRecord,
+        error: ValidationError,
+        now_ms: int,
+        outbound: list[OutboundRecord],
+        result: BatchResult,
+    ) -> None:
+        outbound.append(
+            OutboundRecord(
+                topic=self._config.dead_letter_topic,
+                key=record.key,
+                value=dead_letter_value(record, error, now_ms=now_ms),
+            )
+        )
+        result.dead_letters += 1
+        result.dead_reasons[error.problem] += 1
+        metrics.DEAD_LETTERS.labels(record.topic, error.problem).inc()
+
+    # ---------------------------------------------------------------- per creator
+
+    def _load(self, creator_id: str, stored: bytes | None) -> _Loaded:
+        if stored is None:
+            return _Loaded(CreatorState.new(creator_id), None, None)
+        try:
+            envelope = StateEnvelope.from_bytes(stored)
+            return _Loaded(CreatorState.from_bytes(envelope.state), envelope.card, envelope.state)
+        except ValueError as exc:
+            # A corrupt value cannot be repaired here; starting over loses this creator's
+            # history but keeps the worker (and every other creator) going.
+            log.error("state of creator %r is corrupt (%s); starting it afresh", creator_id, exc)
+            return _Loaded(CreatorState.new(creator_id), None, None)
+
+    def _apply(
+        self,
+        creator_id: str,
+        stored: bytes | None,
+        items: list[tuple[Event, RawRecord]],
+        now_ms: int,
+        outbound: list[OutboundRecord],
+        result: BatchResult,
+    ) -> tuple[_Loaded, list[ApplyOutcome]]:
+        """Apply the creator's events; an event the model chokes on is dead-lettered alone."""
+        params = self._params
+        loaded = self._load(creator_id, stored)
+        state = loaded.state
+        try:
+            return loaded, [state.apply(event, params) for event, _ in items]
+        except Exception:
+            log.exception(
+                "model failed on a batch of creator %r; retrying event by event", creator_id
+            )
+        # The failed apply may have left the state half-changed: start again from the stored
+        # bytes and keep only the events that apply cleanly.
+        loaded = self._load(creator_id, stored)
+        outcomes: list[ApplyOutcome] = []
+        kept: list[tuple[Event, RawRecord]] = []
+        for event, record in items:
+            before = loaded.state.to_bytes()
+            try:
+                outcome = loaded.state.apply(event, params)
+            except Exception as exc:
+                loaded.state = CreatorState.from_bytes(before)
+                self._dead(record, model_error(event.kind, exc), now_ms, outbound, result)
+                continue
+            outcomes.append(outcome)
+            kept.append((event, record))
+        items[:] = kept
+        return loaded, outcomes
+
+    def _process_creator(
+        self,
+        creator_id: str,
+        creator_work: _CreatorWork,
+        now_ms: int,
+        outbound: list[OutboundRecord],
+        snapshots: list[CreatorSnapshot],
+        published: list[_Published],
+        state_writes: list[tuple[bytes, bytes]],
+        result: BatchResult,
+    ) -> None:
+        key = creator_id.encode()
+        items = creator_work.events
+        loaded, outcomes = self._apply(
+            creator_id, self._table.get(key), items, now_ms, outbound, result
+        )
+        applied = False
+        arrivals: list[int] = []
+        event_times: list[int] = []
+        for outcome, (event, record) in zip(outcomes, items, strict=True):
+            if outcome is ApplyOutcome.APPLIED or outcome is ApplyOutcome.UPDATED:
+                applied = True
+                arrivals.append(record.timestamp_ms)
+                event_times.append(event.event_time_ms)
+        try:
+            written = self._publish(
+                creator_id, loaded, applied, now_ms, outbound, snapshots, state_writes, result
+            )
+        except Exception as exc:
+            # A model failure on this creator's state (scoring, serialising) must not stop the
+            # worker or replay forever: its events are dead-lettered, its state kept as it was.
+            log.exception("model failed for creator %r; its events are dead-lettered", creator_id)
+            for event, record in items:
+                self._dead(record, model_error(event.kind, exc), now_ms, outbound, result)
+            return
+        for outcome, (_, record) in zip(outcomes, items, strict=True):
+            topic = record.topic
+            if outcome is ApplyOutcome.APPLIED or outcome is ApplyOutcome.UPDATED:
+                result.applied += 1
+                result.scored_by_topic[topic] += 1
+            elif outcome is ApplyOutcome.DUPLICATE:
+                result.duplicates += 1
+                result.scored_by_topic[topic] += 1
+                result.duplicate_by_topic[topic] += 1
+            else:
+                result.late += 1
+                result.late_by_topic[topic] += 1
+        if written:
+            published.append(_Published(creator_id, arrivals, event_times))
+
+    def _publish(
+        self,
+        creator_id: str,
+        loaded: _Loaded,
+        applied: bool,
+        now_ms: int,
+        outbound: list[OutboundRecord],
+        snapshots: list[CreatorSnapshot],
+        state_writes: list[tuple[bytes, bytes]],
+        result: BatchResult,
+    ) -> bool:
+        """Score a changed state and queue its writes; True when a snapshot goes to Redis.
+
+        Everything is computed before anything is queued, so a failure queues nothing.
+        """
+        state, old = loaded.state, loaded.card
+        key = creator_id.encode()
+        state_bytes = state.to_bytes()
+        if not applied:
+            # Duplicates and late events change nothing that is scored, but may still move
+            # creator attributes (a late post can carry a newer region): compare the bytes.
+            before = loaded.state_bytes
+            if before is None:
+                before = CreatorState.new(creator_id).to_bytes()
+            if state_bytes == before:
+                return False  # nothing new for this creator: no state write, no snapshot
+        card = score(state, self._params)
+        explain = explain_json(card)
+        digest = card_digest(card, explain)
+        if old is not None and old.digest == digest:
+            # New facts, same published card: keep the state, leave Redis alone.
+            state_writes.append((key, StateEnvelope(state_bytes, old).to_bytes()))
+            return False
+        envelope = StateEnvelope(state_bytes, StoredCard.of(card, digest)).to_bytes()
+        old_card = None if old is None else old.to_card(creator_id)
+        snapshot = self._snapshot(card, old_card, explain, now_ms)
+        change = diff_scores(old_card, card, self._config.change_threshold)
+        state_writes.append((key, envelope))
+        snapshots.append(snapshot)
+        if change is not None:
+            outbound.append(
+                OutboundRecord(
+                    topic=self._config.changes_topic, key=key, value=orjson.dumps(change.to_dict())
+                )
+            )
+            result.score_changes += 1
+        return True
+
+    @staticmethod
+    def _snapshot(
+        card: ScoreCard, old: ScoreCard | None, explain: str, now_ms: int
+    ) -> CreatorSnapshot:
+        fields = creator_fields(card, updated_at_ms=now_ms, explain=explain)
+        boards = board_scores(card)
+        if old is None:
+            return CreatorSnapshot(card.creator_id, fields, boards, previous_known=False)
+        previous = board_scores(old)
+        moved = {b: v for b, v in boards.items() if previous.get(b) != v}
+        left = frozenset(b for b in previous if b not in boards)
+        joined = frozenset(b for b in boards if b not in previous)
+        return CreatorSnapshot(card.creator_id, fields, moved, left, join_boards=joined)
+
+    # ---------------------------------------------------------------- metrics
+
+    def _observe(
+        self,
+        records: Iterable[RawRecord],
+        result: BatchResult,
+        published: Sequence[_Published],
+        written_at: float,
+        seconds: float,
+    ) -> None:
+        for topic, count in Counter(r.topic for r in records).items():
+            metrics.EVENTS_CONSUMED.labels(topic).inc(count)
+        for topic, count in result.scored_by_topic.items():
+            metrics.EVENTS_SCORED.labels(topic).inc(count)
+        for topic, count in result.duplicate_by_topic.items():
+            metrics.EVENTS_DUPLICATE.labels(topic).inc(count)
+        for topic, count in result.late_by_topic.items():
+            metrics.EVENTS_LATE.labels(topic).inc(count)
+        metrics.BATCHES.observe(result.records)
+        metrics.BATCH_SECONDS.observe(seconds)
+        if result.score_changes:
+            metrics.SCORE_CHANGES.inc(result.score_changes)
+        metrics.CREATORS_IN_STATE.set(len(self._table))
+        arrival = metrics.ARRIVAL_TO_REDIS.observe
+        event_time = metrics.EVENT_TO_REDIS.observe
+        written_ms = written_at * 1000.0
+        for item in published:
+            for ts in item.arrivals_ms:
+                arrival(max(0.0, written_ms - ts) / 1000.0)
+            for ts in item.event_times_ms:
+                event_time(max(0.0, written_ms - ts) / 1000.0)

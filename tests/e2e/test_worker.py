@@ -1,0 +1,231 @@
+"""The worker as a real process on the real stack: Kafka in, Redis and Kafka out.
+
+Expected results come from the pure model applied to the same events in this
+process, so "the worker got it right" means: the same scores, the same boards,
+nothing extra, whatever the batching, keying or crashes on the way.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import orjson
+import pytest
+from aiokafka.partitioner import murmur2
+from redis.asyncio import Redis
+
+from scoring.params import DEFAULT_PARAMS
+from scoring.scores import ScoreCard, score
+from scoring.state import CreatorState
+from scoring.validate import ValidationError, validate
+from streams.agents import load_scoring_params
+from streams.app import changelog_topic_name, rekeyed_topic_name
+from streams.keys import Keys
+from streams.settings import Settings
+from streams.sinks.redis import board_scores, creator_fields
+
+#: A record to produce: (topic, key, value).
+Produced = tuple[str, bytes | None, bytes]
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import WorkerEnv
+
+pytestmark = pytest.mark.e2e
+
+
+def expected_cards(
+    payloads: Sequence[tuple[str, Mapping[str, object]]], now_ms: int
+) -> dict[str, ScoreCard]:
+    """What an undisturbed run must end with: every valid event applied once, then scored."""
+    params = load_scoring_params(Settings())
+    assert params.model_version == DEFAULT_PARAMS.model_version
+    states: dict[str, CreatorState] = {}
+    for kind, payload in payloads:
+        event = validate(kind, payload, now_ms=now_ms, params=params)  # type: ignore[arg-type]
+        assert not isinstance(event, ValidationError), event
+        state = states.setdefault(event.creator_id, CreatorState.new(event.creator_id))
+        state.apply(event, params)
+    return {creator: score(state, params) for creator, state in states.items()}
+
+
+def expected_redis(cards: Mapping[str, ScoreCard], prefix: str) -> dict[str, object]:
+    """The full Redis content under the prefix, `updated_at` left out (it is wall-clock)."""
+    keys = Keys(prefix)
+    out: dict[str, object] = {}
+    boards: dict[str, dict[bytes, float]] = defaultdict(dict)
+    for creator, card in cards.items():
+        fields = creator_fields(card, updated_at_ms=0)
+        del fields["updated_at"]
+        out[keys.creator(creator)] = {k.encode(): v.encode() for k, v in fields.items()}
+        mine = board_scores(card)
+        out[keys.creator_boards(creator)] = sorted((prefix + b).encode() for b in mine)
+        for board, value in mine.items():
+            boards[prefix + board][creator.encode()] = value
+    for board, members in boards.items():
+        out[board] = sorted(members.items(), key=lambda kv: (kv[1], kv[0]))
+    return out
+
+
+def without_updated_at(dump: Mapping[str, object]) -> dict[str, object]:
+    out = dict(dump)
+    for key, value in dump.items():
+        if isinstance(value, dict) and b"updated_at" in value:
+            out[key] = {k: v for k, v in value.items() if k != b"updated_at"}
+    return out
+
+
+def malformed(settings: Settings) -> list[tuple[Produced, str]]:
+    """Bad records, each with the reason it must be dead-lettered for."""
+    ok_order = {
+        "order_id": "o-bad",
+        "creator_id": "cr-bad",
+        "product_id": "sku",
+        "brand_id": "b",
+        "theme": "food",
+        "quantity": 1,
+        "amount": "10.00",
+        "status": "placed",
+        "ordered_at": "2020-01-01T00:00:00Z",
+    }
+    return [
+        ((settings.posts_topic, b"cr-x", b"{not json"), "bad_json"),
+        ((settings.posts_topic, None, b"\xff\xfe\x00binary"), "bad_json"),
+        ((settings.tags_topic, b"cr-x", b"[1, 2, 3]"), "not_an_object"),
+        ((settings.tags_topic, b"cr-x", orjson.dumps({"tag_id": "t"})), "missing"),
+        ((settings.orders_topic, b"cr-bad", orjson.dumps({**ok_order, "currency": "XXX"})),
+         "unknown_currency"),
+        ((settings.orders_topic, b"cr-bad", orjson.dumps({**ok_order, "currency": "USD",
+                                                          "ordered_at": "2999-01-01T00:00:00Z"})),
+         "future"),
+    ]  # fmt: skip
+
+
+async def test_events_to_redis_changes_and_dead_letters(worker_env: WorkerEnv, now_ms: int) -> None:
+    settings = worker_env.settings
+    prefix = settings.redis_prefix
+    events = worker_env.make_events(creators=12, posts_per_creator=5, seed=7, now_ms=now_ms)
+    bad = malformed(settings)
+    half = len(events.records) // 2
+    # Bad records in the middle: what comes after them must be processed all the same.
+    records = events.records[:half] + [r for r, _ in bad] + events.records[half:]
+    creator_keys = {c.encode() for c in events.creators}
+    assert any(k is None for _, k, _ in records), "no unkeyed records to re-key"
+    assert any(k is not None and k not in creator_keys for _, k, _ in events.records), (
+        "no records keyed by something else than their creator"
+    )
+
+    proc = worker_env.start()
+    await worker_env.produce(records)
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    await worker_env.wait_caught_up(settings.source_topics, proc)
+    await worker_env.wait_caught_up(sources, proc)
+
+    # Redis holds exactly what the model says, and nothing else.
+    cards = expected_cards(events.payloads, now_ms)
+    first = await worker_env.dump()
+    assert without_updated_at(first) == expected_redis(cards, prefix)
+    for key, value in first.items():
+        if key.startswith(prefix + "creator:"):
+            assert isinstance(value, dict)
+            assert abs(int(value[b"updated_at"]) - time.time() * 1000) < 120_000
+
+    # Every bad record is dead-lettered once, with where it came from and its exact bytes.
+    dead = await worker_env.read_topic(settings.dead_letter_topic, at_least=len(bad))
+    assert len(dead) == len(bad)
+    envelopes = [orjson.loads(r.value) for r in dead]
+    by_bytes = {base64.b64decode(e["value_b64"]): e for e in envelopes}
+    for (topic, key, value), reason in bad:
+        env = by_bytes[value]
+        assert env["topic"] == topic
+        assert env["reason"] == reason, env
+        assert env["key"] == (None if key is None else key.decode())
+        assert isinstance(env["partition"], int) and isinstance(env["offset"], int)
+
+    # Score changes: a first card per creator, the last one within the threshold of the end.
+    changes = await worker_env.read_topic(settings.changes_topic, at_least=len(cards))
+    per_creator: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for record in sorted(changes, key=lambda r: (r.partition, r.offset)):
+        change = orjson.loads(record.value)
+        assert record.key == change["creator_id"].encode()
+        per_creator[change["creator_id"]].append(change)
+    assert set(per_creator) == set(cards)
+    for creator, seen in per_creator.items():
+        assert seen[0]["old"] is None
+        assert seen[0]["model_version"] == cards[creator].model_version
+        last = seen[-1]["new"]
+        assert isinstance(last, dict)
+        for name, value in cards[creator].values().items():
+            assert abs(last[name] - value) <= settings.change_threshold + 1e-9
+
+    # Each creator's state lives in the changelog partition of the creator's own records.
+    changelog = await worker_env.read_topic(changelog_topic_name(settings), at_least=len(cards))
+    assert {r.key for r in changelog} == {c.encode() for c in cards}
+    for record in changelog:
+        assert record.key is not None
+        assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % settings.topic_partitions
+    source_partition = {}
+    for topic in settings.source_topics:
+        for record in await worker_env.read_topic(topic):
+            if record.key is not None and record.key.decode() in cards:
+                source_partition[record.key] = record.partition
+    for record in changelog:
+        if record.key in source_partition:
+            assert record.partition == source_partition[record.key]
+
+    # The same events again: all duplicates, so Redis does not change by a single byte.
+    await worker_env.produce(events.records)
+    await worker_env.wait_caught_up(sources, proc)
+    assert await worker_env.dump() == first
+
+    # A clean stop, a new worker recovering the state from the changelog, the events once
+    # more: still not a byte of difference (without recovery every card would be rewritten).
+    assert worker_env.stop(proc) == 0
+    proc = worker_env.start("worker2")
+    await worker_env.produce(events.records)
+    await worker_env.wait_caught_up(sources, proc)
+    assert await worker_env.dump() == first
+    assert "Traceback" not in worker_env.log_text() + worker_env.log_text("worker2")
+
+
+async def test_kill_9_and_restart_matches_undisturbed_run(
+    worker_env: WorkerEnv, now_ms: int
+) -> None:
+    settings = worker_env.settings
+    prefix = settings.redis_prefix
+    events = worker_env.make_events(creators=150, posts_per_creator=6, seed=11, now_ms=now_ms)
+    cards = expected_cards(events.payloads, now_ms)
+    await worker_env.produce(events.records)
+
+    # Small batches so the crash lands in the middle of the work.
+    proc = worker_env.start(CREATOR_SCORES_BATCH_SIZE="40")
+    redis = Redis.from_url(settings.redis_url)
+    try:
+
+        async def some_written() -> bool:
+            found = 0
+            async for _ in redis.scan_iter(match=f"{prefix}creator:*", count=1000):
+                found += 1
+            return found >= 20
+
+        await worker_env.wait_for(
+            some_written, timeout=60, proc=proc, what="the first creators in Redis"
+        )
+        worker_env.kill9(proc)
+        partial = await worker_env.dump()
+        assert without_updated_at(partial) != expected_redis(cards, prefix), (
+            "the worker finished before it was killed; the test proves nothing"
+        )
+    finally:
+        await redis.aclose()
+
+    proc = worker_env.start("worker2", CREATOR_SCORES_BATCH_SIZE="40")
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    await worker_env.wait_caught_up(settings.source_topics, proc, timeout=90)
+    await worker_env.wait_caught_up(sources, proc, timeout=60)
+    final = await worker_env.dump()
+    assert without_updated_at(final) == expected_redis(cards, prefix)
+    assert worker_env.stop(proc) == 0

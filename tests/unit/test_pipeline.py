@@ -1,0 +1,459 @@
+"""The batch pipeline with the real model and recording sinks (no Kafka, no Redis).
+
+The sinks here only record what they are given (and can be told to fail); the
+state table is a dict. Everything else is the production code path, so expected
+values come from applying the same events to the model directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import pytest
+
+from scoring.params import DEFAULT_PARAMS, Params
+from scoring.scores import ScoreCard, score
+from scoring.state import CreatorState
+from scoring.validate import ValidationError, validate
+from streams import metrics
+from streams.codec import RawRecord, frame_rekeyed
+from streams.pipeline import (
+    Pipeline,
+    PipelineConfig,
+    StateEnvelope,
+    StoredCard,
+    card_digest,
+)
+from streams.sinks.base import CreatorSnapshot, OutboundRecord
+from streams.sinks.redis import board_scores
+
+NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+HOUR = 3_600_000
+CONFIG = PipelineConfig(
+    kinds={"posts": "post", "tags": "tag", "orders": "order"},
+    rekeyed_topic="app-rekeyed",
+    changes_topic="changes",
+    dead_letter_topic="dead",
+    change_threshold=1.0,
+)
+
+
+class Recorder:
+    """A sink that keeps every batch and what the state table held when it was called."""
+
+    def __init__(self, table: Mapping[bytes, bytes], fail: int = 0) -> None:
+        self.batches: list[list[Any]] = []
+        self.table_seen: list[dict[bytes, bytes]] = []
+        self._table = table
+        self._fail = fail
+
+    async def write(self, batch: Sequence[Any]) -> None:
+        if self._fail:
+            self._fail -= 1
+            raise ConnectionError("sink down")
+        self.batches.append(list(batch))
+        self.table_seen.append(dict(self._table))
+
+    @property
+    def last(self) -> list[Any]:
+        return self.batches[-1]
+
+
+class Harness:
+    def __init__(self, params: Params = DEFAULT_PARAMS) -> None:
+        self.table: dict[bytes, bytes] = {}
+        self.redis = Recorder(self.table)
+        self.kafka = Recorder(self.table)
+        self.pipeline = Pipeline(
+            CONFIG, params, self.table, self.redis, self.kafka, clock=lambda: NOW_MS / 1000
+        )
+        self._offset = 0
+
+    def record(self, topic: str, key: bytes | None, payload: object) -> RawRecord:
+        self._offset += 1
+        value = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        return RawRecord(topic, 0, self._offset, key, value, NOW_MS - 1000)
+
+    def snapshots(self) -> list[CreatorSnapshot]:
+        return self.redis.last
+
+    def outbound(self, topic: str) -> list[OutboundRecord]:
+        return [r for r in self.kafka.last if r.topic == topic]
+
+
+def post(creator: str, n: int, **over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "post_id": f"{creator}-p{n}",
+        "creator_id": creator,
+        "region": "SG",
+        "content_type": "video",
+        "themes": ["beauty"],
+        "posted_at": NOW_MS - (n + 1) * 5 * HOUR,
+        "views": 1000 + 100 * n,
+        "likes": 40 + n,
+        "comments": 4,
+        "shares": 1,
+    }
+    base.update(over)
+    return base
+
+
+def order(creator: str, n: int, **over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "order_id": f"{creator}-o{n}",
+        "creator_id": creator,
+        "post_id": f"{creator}-p{n}",
+        "product_id": "sku",
+        "brand_id": "brand",
+        "theme": "beauty",
+        "quantity": 1,
+        "amount": "25.00",
+        "currency": "USD",
+        "status": "placed",
+        "ordered_at": NOW_MS - (n + 1) * 4 * HOUR,
+    }
+    base.update(over)
+    return base
+
+
+def model_card(payloads: Sequence[tuple[str, Mapping[str, object]]]) -> ScoreCard:
+    """The model's own answer for one creator's events."""
+    state: CreatorState | None = None
+    for kind, payload in payloads:
+        event = validate(kind, payload, now_ms=NOW_MS, params=DEFAULT_PARAMS)  # type: ignore[arg-type]
+        assert not isinstance(event, ValidationError)
+        state = state or CreatorState.new(event.creator_id)
+        state.apply(event, DEFAULT_PARAMS)
+    assert state is not None
+    return score(state, DEFAULT_PARAMS)
+
+
+async def test_batch_groups_by_creator_and_matches_the_model() -> None:
+    h = Harness()
+    a = [("post", post("a", i)) for i in range(3)] + [("order", order("a", 0))]
+    b = [("post", post("b", i, region="MY")) for i in range(2)]
+    records = [h.record(f"{k}s", p["creator_id"].encode(), p) for k, p in a + b]  # type: ignore[union-attr]
+    result = await h.pipeline.process(records)
+
+    assert (result.records, result.applied, result.creators) == (6, 6, 2)
+    assert result.states_written == 2 and result.snapshots_written == 2
+    # One sink call per batch, one state write per creator.
+    assert len(h.redis.batches) == 1 and len(h.kafka.batches) == 1
+    assert set(h.table) == {b"a", b"b"}
+
+    snaps = {s.creator_id: s for s in h.snapshots()}
+    for creator, payloads in (("a", a), ("b", b)):
+        card = model_card(payloads)
+        snap = snaps[creator]
+        assert {k: v for k, v in snap.fields.items() if k != "updated_at"} == {
+            **{name: repr(value) for name, value in card.values().items()},
+            "provisional": "1" if card.provisional else "0",
+            "confidence": repr(card.confidence),
+            "region": card.region,
+            "event_time": str(card.as_of_ms),
+            "model_version": card.model_version,
+            "explain": snap.fields["explain"],
+        }
+        assert snap.fields["updated_at"] == str(NOW_MS)
+        assert orjson.loads(snap.fields["explain"]).keys() == card.explanations.keys()
+        assert snap.set_boards == board_scores(card)
+        assert snap.previous_known is False  # new creators: the sink asks Redis what to leave
+        envelope = StateEnvelope.from_bytes(h.table[creator.encode()])
+        assert CreatorState.from_bytes(envelope.state).to_bytes() == envelope.state
+        assert envelope.card is not None and envelope.card.digest == card_digest(card)
+
+
+async def test_first_card_emits_a_change_and_small_moves_do_not() -> None:
+    h = Harness()
+    first = [h.record("posts", b"a", post("a", i)) for i in range(4)]
+    await h.pipeline.process(first)
+    changes = [orjson.loads(r.value) for r in h.outbound("changes")]
+    assert len(changes) == 1
+    assert changes[0]["old"] is None and changes[0]["creator_id"] == "a"
+    assert h.outbound("changes")[0].key == b"a"
+
+    # A handful more likes on an old post: the card changes (Redis is rewritten) but no
+    # score moves by more than the threshold, so nothing is announced.
+    bump = post("a", 3, likes=44, observed_at=NOW_MS - 500)
+    result = await h.pipeline.process([h.record("posts", b"a", bump)])
+    before = model_card([("post", post("a", i)) for i in range(4)])
+    after = model_card([("post", post("a", i)) for i in range(3)] + [("post", bump)])
+    assert before.values() != after.values()
+    assert all(abs(v - before.values()[n]) <= 1.0 for n, v in after.values().items())
+    assert result.applied == 1 and result.snapshots_written == 1
+    assert h.outbound("changes") == []
+    assert h.snapshots()[0].fields["reception"] == repr(after.reception)
+
+    # A big new post moves scores: announced with old and new values and reasons.
+    big = post(
+        "a", 9, views=400_000, likes=30_000, comments=4_000, shares=3_000, posted_at=NOW_MS - HOUR
+    )
+    await h.pipeline.process([h.record("posts", b"a", big)])
+    (change,) = [orjson.loads(r.value) for r in h.outbound("changes")]
+    assert change["old"] is not None and change["changed"]
+    for name in change["changed"]:
+        assert abs(change["new"][name] - change["old"][name]) > 1.0
+        assert change["reasons"][name]
+
+
+async def test_replayed_batch_changes_nothing() -> None:
+    h = Harness()
+    batch = [h.record("posts", b"a", post("a", i)) for i in range(3)]
+    batch.append(h.record("orders", b"a", order("a", 1)))
+    await h.pipeline.process(batch)
+    table_after = dict(h.table)
+
+    result = await h.pipeline.process(batch)
+    assert result.duplicates == 4 and result.applied == 0
+    assert result.states_written == 0 and result.snapshots_written == 0
+    assert h.redis.last == [] and h.kafka.last == []
+    assert h.table == table_after
+
+
+async def test_bad_records_are_dead_lettered_and_the_rest_goes_on() -> None:
+    h = Harness()
+    before = metrics.DEAD_LETTERS.labels("posts", "bad_json")._value.get()
+    batch = [
+        h.record("posts", b"a", b"{oops"),
+        h.record("posts", b"a", post("a", 0)),
+        h.record("orders", b"a", order("a", 0, currency="XXX")),
+        h.record("elsewhere", b"a", post("a", 1)),
+        h.record("tags", None, b"[]"),
+        h.record("posts", b"a", post("a", 2)),
+    ]
+    result = await h.pipeline.process(batch)
+    assert result.applied == 2 and result.dead_letters == 4
+    assert dict(result.dead_reasons) == {
+        "bad_json": 1,
+        "unknown_currency": 1,
+        "unknown_topic": 1,
+        "not_an_object": 1,
+    }
+    dead = [orjson.loads(r.value) for r in h.outbound("dead")]
+    assert [d["offset"] for d in dead] == [batch[i].offset for i in (0, 2, 3, 4)]
+    assert dead[0]["topic"] == "posts" and dead[0]["value"] == "{oops"
+    assert [r.key for r in h.outbound("dead")] == [b"a", b"a", b"a", None]
+    assert metrics.DEAD_LETTERS.labels("posts", "bad_json")._value.get() == before + 1
+
+
+async def test_mis_keyed_records_are_rekeyed_not_applied() -> None:
+    h = Harness()
+    unkeyed = h.record("posts", None, post("a", 0))
+    other = h.record("orders", b"a-o0", order("a", 0))
+    result = await h.pipeline.process([unkeyed, other])
+    assert result.rerouted == 2 and result.applied == 0 and h.table == {}
+    forwarded = h.outbound("app-rekeyed")
+    assert [r.key for r in forwarded] == [b"a", b"a"]
+    assert forwarded[0].value == frame_rekeyed("post", unkeyed.value)
+    assert forwarded[1].value == frame_rekeyed("order", other.value)
+    assert [r.timestamp_ms for r in forwarded] == [unkeyed.timestamp_ms, other.timestamp_ms]
+
+    # Arriving on the repartition topic they are applied (and never bounced again, even
+    # if someone else wrote there with a wrong key).
+    arrived = [
+        RawRecord("app-rekeyed", 0, i, r.key if i else b"wrong", r.value, r.timestamp_ms or 0)
+        for i, r in enumerate(forwarded)
+    ]
+    result = await h.pipeline.process(arrived)
+    assert result.applied == 2 and result.rerouted == 0
+    assert set(h.table) == {b"a"}
+    garbage = RawRecord("app-rekeyed", 0, 9, b"a", b"nonsense", 0)
+    result = await h.pipeline.process([garbage])
+    assert dict(result.dead_reasons) == {"bad_frame": 1}
+
+
+async def test_state_is_written_only_after_the_sinks() -> None:
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
+    # Both sinks saw the table as it was before the batch: empty.
+    assert h.redis.table_seen[-1] == {} and h.kafka.table_seen[-1] == {}
+    assert b"a" in h.table
+
+
+async def test_a_failing_sink_leaves_the_state_untouched() -> None:
+    """A sink that raises (cancellation, a bug) must not leave the state ahead of Redis."""
+    h = Harness()
+    h.redis = Recorder(h.table, fail=1)
+    h.pipeline = Pipeline(
+        CONFIG, DEFAULT_PARAMS, h.table, h.redis, h.kafka, clock=lambda: NOW_MS / 1000
+    )
+    batch = [h.record("posts", b"a", post("a", 0))]
+    with pytest.raises(ConnectionError):
+        await h.pipeline.process(batch)
+    assert h.table == {}
+    # The redelivered batch is then processed in full.
+    result = await h.pipeline.process(batch)
+    assert result.applied == 1 and result.snapshots_written == 1
+
+
+async def test_region_and_theme_moves_leave_the_old_boards() -> None:
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", i)) for i in range(3)])
+    old = StateEnvelope.from_bytes(h.table[b"a"]).card
+    assert old is not None
+    old_boards = board_scores(old.to_card("a"))
+
+    moved = post("a", 7, region="MY", themes=["food"], content_type="live", posted_at=NOW_MS - 1000)
+    await h.pipeline.process([h.record("posts", b"a", moved)])
+    (snap,) = h.snapshots()
+    card = model_card([("post", post("a", i)) for i in range(3)] + [("post", moved)])
+    new_boards = board_scores(card)
+    assert card.region == "MY"
+    assert snap.previous_known
+    assert snap.leave_boards == frozenset(old_boards) - frozenset(new_boards)
+    assert snap.join_boards == frozenset(new_boards) - frozenset(old_boards)
+    assert "lb:overall:MY" in snap.join_boards and "lb:overall:ALL" not in snap.join_boards
+    assert "lb:overall:SG" in snap.leave_boards
+    assert "lb:overall:MY" in snap.set_boards
+    # Only boards whose score is new or moved are rewritten.
+    assert snap.set_boards == {b: v for b, v in new_boards.items() if old_boards.get(b) != v}
+
+
+async def test_late_events_are_counted_and_change_nothing() -> None:
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
+    ancient = order("a", 5, ordered_at=NOW_MS - 60 * 24 * HOUR)
+    result = await h.pipeline.process([h.record("orders", b"a", ancient)])
+    assert result.late == 1 and result.states_written == 0 and h.redis.last == []
+
+
+async def test_model_failure_dead_letters_only_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_apply = CreatorState.apply
+
+    def apply(self: CreatorState, event: Any, params: Params) -> Any:
+        if getattr(event, "post_id", None) == "a-p1" and event.kind == "post":
+            raise RuntimeError("model bug")
+        return real_apply(self, event, params)
+
+    monkeypatch.setattr(CreatorState, "apply", apply)
+    h = Harness()
+    result = await h.pipeline.process([h.record("posts", b"a", post("a", i)) for i in range(3)])
+    assert result.applied == 2
+    assert dict(result.dead_reasons) == {"model_error": 1}
+    (dead,) = [orjson.loads(r.value) for r in h.outbound("dead")]
+    assert "model bug" in dead["error"]["message"]
+    monkeypatch.undo()
+    expected = model_card([("post", post("a", i)) for i in (0, 2)])
+    stored = StateEnvelope.from_bytes(h.table[b"a"]).card
+    assert stored is not None and stored.digest == card_digest(expected)
+
+
+async def test_corrupt_state_starts_afresh() -> None:
+    h = Harness()
+    h.table[b"a"] = b"garbage"
+    result = await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
+    assert result.applied == 1
+    assert StateEnvelope.from_bytes(h.table[b"a"]).card is not None
+
+
+def test_envelope_round_trip_and_corruption() -> None:
+    card = model_card([("post", post("a", i)) for i in range(3)] + [("order", order("a", 0))])
+    stored = StoredCard.of(card, card_digest(card))
+    env = StateEnvelope(b"\x01\x02state", stored)
+    back = StateEnvelope.from_bytes(env.to_bytes())
+    assert back == env
+    rebuilt = back.card.to_card("a") if back.card else None
+    assert rebuilt is not None
+    assert rebuilt.values() == card.values()
+    assert board_scores(rebuilt) == board_scores(card)
+    assert {
+        n: [(c.name, c.points) for c in e.contributions] for n, e in rebuilt.explanations.items()
+    } == {n: [(c.name, c.points) for c in e.contributions] for n, e in card.explanations.items()}
+    assert StateEnvelope.from_bytes(StateEnvelope(b"s", None).to_bytes()) == StateEnvelope(
+        b"s", None
+    )
+    raw = env.to_bytes()
+    for bad in (
+        b"",
+        b"XX\x01\x00\x00\x00\x02{}",
+        raw[:10],
+        raw[:3] + b"\x00\x00\x00\x05[1,2]",
+        raw[:3] + b"\x00\x00\x00\x02{}",
+    ):
+        with pytest.raises(ValueError):
+            StateEnvelope.from_bytes(bad)
+
+
+async def test_freshness_is_observed_per_applied_event() -> None:
+    h = Harness()
+    count = metrics.ARRIVAL_TO_REDIS._sum.get()
+    before = sum(
+        s.value for s in metrics.ARRIVAL_TO_REDIS.collect()[0].samples if s.name.endswith("_count")
+    )
+    await h.pipeline.process([h.record("posts", b"a", post("a", i)) for i in range(3)])
+    after = sum(
+        s.value for s in metrics.ARRIVAL_TO_REDIS.collect()[0].samples if s.name.endswith("_count")
+    )
+    assert after - before == 3
+    # Records arrived a second before the (fixed) clock, so each waited about a second.
+    assert metrics.ARRIVAL_TO_REDIS._sum.get() - count == pytest.approx(3.0)
+
+
+async def test_sinks_run_concurrently() -> None:
+    """Redis and Kafka writes overlap instead of adding up their latencies."""
+    h = Harness()
+    started: list[str] = []
+
+    class Slow(Recorder):
+        def __init__(self, name: str) -> None:
+            super().__init__(h.table)
+            self.name = name
+
+        async def write(self, batch: Sequence[Any]) -> None:
+            started.append(self.name)
+            await asyncio.sleep(0.05)
+            assert set(started) == {"redis", "kafka"}
+            await super().write(batch)
+
+    h.pipeline = Pipeline(
+        CONFIG, DEFAULT_PARAMS, h.table, Slow("redis"), Slow("kafka"), clock=lambda: NOW_MS / 1000
+    )
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
+    assert b"a" in h.table
+
+
+def test_board_layout_follows_the_key_contract() -> None:
+    card = model_card(
+        [
+            ("post", post("a", 0, themes=["beauty", "food"], content_type="video")),
+            ("post", post("a", 1, themes=["food"], content_type="live")),
+        ]
+    )
+    assert card.region == "SG"
+    boards = board_scores(card)
+    headline = {f"lb:{name}:{region}" for name in card.values() for region in ("ALL", "SG")}
+    breakdown = {
+        f"lb:{name}:{region}:{suffix}"
+        for name in ("overall", "influence")
+        for region in ("ALL", "SG")
+        for suffix in ("beauty", "food", "ct:video", "ct:live")
+    }
+    assert set(boards) == headline | breakdown
+    assert boards["lb:sales:SG"] == card.sales
+    assert boards["lb:influence:ALL:food"] == card.influence_by_theme["food"]
+    assert boards["lb:overall:SG:ct:live"] == card.overall_by_content_type["live"]
+
+
+async def test_scoring_failure_dead_letters_the_creator_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import streams.pipeline as pipeline_module
+
+    def failing_score(state: CreatorState, params: Params) -> ScoreCard:
+        if state.creator_id == "b":
+            raise AttributeError("model bug in scoring")
+        return score(state, params)
+
+    monkeypatch.setattr(pipeline_module, "score", failing_score)
+    h = Harness()
+    batch = [h.record("posts", b"a", post("a", 0))]
+    batch += [h.record("posts", b"b", post("b", i)) for i in range(2)]
+    result = await h.pipeline.process(batch)
+    assert dict(result.dead_reasons) == {"model_error": 2}
+    assert result.applied == 1  # b's events count as dead letters, not as applied
+    assert set(h.table) == {b"a"}
+    assert [s.creator_id for s in h.snapshots()] == ["a"]
+    assert [r.key for r in h.outbound("dead")] == [b"b", b"b"]
