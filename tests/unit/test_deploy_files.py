@@ -486,7 +486,7 @@ def test_dashboard_panels_are_well_formed() -> None:
 def test_operations_doc_covers_every_alert_and_lag_metric() -> None:
     text = OPERATIONS_DOC.read_text()
     for rule in alert_rules():
-        assert rule["alert"] in text, f"the README Operations section does not explain {rule['alert']}"
+        assert rule["alert"] in text, f"README Operations does not explain {rule['alert']}"
     from streams.lag import LAG_METRICS
     from streams.observability import TOP_CREATORS_METRIC
 
