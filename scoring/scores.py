@@ -7,6 +7,12 @@ carries an explanation whose contributions add up to its value. The formulas
 and the reasoning behind them are in docs/scoring.md; the numbers are in
 `scoring.params`. Scores are computed as of the creator's event-time watermark,
 never a clock, so a replay reproduces them exactly.
+
+A worker scores a creator after every batch, and a batch usually moves a few
+figures, so the state keeps the parts of its last card (`_Memo`): the running
+totals say what moved, and only the scores, breakdowns and explanations whose
+inputs moved are computed again. The arithmetic is that of the formulas, in the
+same order, so a reused part is bit for bit what a recomputation gives.
 """
 
 from __future__ import annotations
@@ -14,11 +20,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import repeat
+from operator import floordiv, itemgetter, mul, sub
 from types import MappingProxyType
-from typing import Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
-from scoring.params import COMPONENT_SCORES, DEFAULT_SCORES, Params, curve_points
-from scoring.state import CreatorState, OrderFigures, PostFigures, WindowStats
+from scoring.params import COMPONENT_SCORES, DEFAULT_SCORES, Params
+from scoring.state import (
+    _MOVED_DAYS,
+    _MOVED_ORDERS,
+    _MOVED_RECENT,
+    DAY_MS,
+    CreatorState,
+    OrderFigures,
+    PostFigures,
+    WindowStats,
+    net_usd,
+)
 
 SCORE_NAMES: Final = (
     "overall",
@@ -139,18 +157,7 @@ class ScoreCard:
             "influence_by_content_type": dict(self.influence_by_content_type),
             "overall_by_theme": dict(self.overall_by_theme),
             "overall_by_content_type": dict(self.overall_by_content_type),
-            "explanations": {
-                name: {
-                    "score": e.score,
-                    "value": e.value,
-                    "summary": e.summary,
-                    "contributions": [
-                        {"name": c.name, "value": c.value, "points": c.points, "text": c.text}
-                        for c in e.contributions
-                    ],
-                }
-                for name, e in self.explanations.items()
-            },
+            "explanations": _explanation_dicts(self.explanations),
         }
 
     @classmethod
@@ -175,6 +182,23 @@ class ScoreCard:
             overall_by_content_type=_float_map(d, "overall_by_content_type"),
             explanations=MappingProxyType(explanations),
         )
+
+
+def _explanation_dicts(explanations: Mapping[str, Explanation]) -> dict[str, object]:
+    if type(explanations) is _LazyExplanations:
+        return explanations.as_dicts()  # straight from the plain form, no objects built
+    return {
+        name: {
+            "score": e.score,
+            "value": e.value,
+            "summary": e.summary,
+            "contributions": [
+                {"name": c.name, "value": c.value, "points": c.points, "text": c.text}
+                for c in e.contributions
+            ],
+        }
+        for name, e in explanations.items()
+    }
 
 
 _T = TypeVar("_T")
@@ -234,25 +258,77 @@ def _explanation(name: object, e: object) -> Explanation:
 
 # One component of a score, compiled: (name, weight share, curve kind, baseline, steepness).
 _Spec = tuple[tuple[str, float, str, float, float], ...]
+# The same for the hot path: (100 x weight share, kind code, baseline, steepness, -steepness,
+# 1 - baseline). Kind codes: 0 ratio, 1 inverse, 2 share.
+_Fast = tuple[tuple[float, int, float, float, float, float], ...]
+_KIND_CODES: Final = {"ratio": 0, "inverse": 1, "share": 2}
+_SLICED: Final = ("influence", "reception", "sales")
 
 
 class _Model:
-    """Params compiled for the hot path: component order fixed, weights normalised."""
+    """Params compiled for the hot path: component order fixed, weights normalised,
+    and the fixed parts of the explanation sentences written once."""
 
-    __slots__ = ("params", "specs", "weights")
+    __slots__ = (
+        "fast",
+        "names",
+        "params",
+        "peer_default",
+        "peers",
+        "quotes",
+        "shares",
+        "sliced_weights",
+        "specs",
+        "typical",
+        "weights",
+        "words",
+    )
 
     def __init__(self, params: Params) -> None:
         self.params = params
         self.specs: dict[str, _Spec] = {}
+        self.fast: dict[str, _Fast] = {}
         for score_name, names in DEFAULT_SCORES.items():
             comps = params.scores[score_name]
             total = sum(comps[n].weight for n in names)
-            self.specs[score_name] = tuple(
+            spec: _Spec = tuple(
                 (n, comps[n].weight / total, comps[n].kind, comps[n].baseline, comps[n].steepness)
                 for n in names
             )
+            self.specs[score_name] = spec
+            self.fast[score_name] = tuple(
+                (w * 100.0, _KIND_CODES[kind], b, s, -s, 1.0 - b) for _, w, kind, b, s in spec
+            )
         wsum = sum(params.overall_weights[n] for n in COMPONENT_SCORES)
         self.weights = tuple(params.overall_weights[n] / wsum for n in COMPONENT_SCORES)
+        w_infl, w_rec, w_sales = (self.weights[COMPONENT_SCORES.index(n)] for n in _SLICED)
+        self.sliced_weights = (w_infl, w_rec, w_sales)
+        self.peers = params.peer_table
+        self.peer_default = self.peers["default"]
+        # "(typical: ...)" endings per component, and "weighted 22%." per score.
+        self.typical: dict[str, str] = {}
+        for compiled in self.specs.values():
+            for name, _, _, b, _ in compiled:
+                self.typical[name] = _typical(name, b)
+        # Per score: its input names, and each input's weight share (explanations).
+        self.names = {name: tuple(c[0] for c in spec) for name, spec in self.specs.items()}
+        self.shares = {name: tuple(c[1] for c in spec) for name, spec in self.specs.items()}
+        self.quotes = {
+            name: itemgetter(*(_Facts._fields.index(f) for f in fields))
+            for name, fields in _QUOTES.items()
+        }
+        self.words = {
+            name: f", weighted {w:.0%}."
+            for name, w in zip(COMPONENT_SCORES, self.weights, strict=True)
+        }
+
+
+def _typical(name: str, b: float) -> str:
+    if name in ("tagged_share", "refund_rate"):
+        return f"{b:.0%}"
+    if name in ("net_sales_per_post", "sales_per_1k_views"):
+        return _usd(b)
+    return f"{b:g}"
 
 
 _MODELS: dict[int, _Model] = {}
@@ -268,45 +344,97 @@ def _model(params: Params) -> _Model:
     return m
 
 
-def _blend(spec: _Spec, xs: tuple[float, ...], evidence: float) -> tuple[float, list[float]]:
-    """The blended value and the points each input adds (they sum to the value, less
-    the 50 x (1 - evidence) that comes from the neutral prior)."""
-    points = [
-        evidence * w * curve_points(kind, b, s, x)
-        for (_, w, kind, b, s), x in zip(spec, xs, strict=True)
-    ]
-    return _blend_value(spec, xs, evidence), points
+def _blend_value(spec: _Fast, xs: tuple[float, ...], evidence: float) -> float:
+    """The score of a set of figures: weighted curve points, blended with the neutral 50.
 
-
-def _blend_value(spec: _Spec, xs: tuple[float, ...], evidence: float) -> float:
-    """`_blend` without the per-input points (the breakdowns need only the value).
-
-    The curve is `curve_points`, inlined: this runs for every theme and content type.
+    The curve is `params.curve_points`, inlined (this runs for every theme and content
+    type), with the same floating-point operations in the same order, so the points
+    are bit-for-bit those of `curve_points`.
     """
     total = 0.0
-    for (_, w, kind, b, s), x in zip(spec, xs, strict=True):
-        if kind == "ratio":
+    for (w100, kind, b, s, neg_s, one_minus_b), x in zip(spec, xs, strict=True):
+        if kind == 0:
             if x <= 0.0:
                 continue
             r = x / b
-        elif kind == "inverse":
+        elif kind == 1:
             if x <= 0.0:
-                total += w * 100.0
+                total += w100
                 continue
             r = b / x
         else:
             if x <= 0.0:
                 continue
             if x >= 1.0:
-                total += w * 100.0
+                total += w100
                 continue
-            r = (x * (1.0 - b)) / ((1.0 - x) * b)
+            r = (x * one_minus_b) / ((1.0 - x) * b)
         if r >= 1.0:
-            total += w * 100.0 / (1.0 + float(r ** (-s)))
+            total += w100 / (1.0 + float(r**neg_s))
         else:
             q = float(r**s)
-            total += w * 100.0 * q / (1.0 + q)
+            total += w100 * q / (1.0 + q)
     return 50.0 * (1.0 - evidence) + evidence * total
+
+
+def _points(
+    spec: _Fast, shares: tuple[float, ...], xs: tuple[float, ...], evidence: float
+) -> list[float]:
+    """The points each input adds (they sum to the blended value, less the
+    50 x (1 - evidence) that comes from the neutral prior): evidence x weight share x
+    `params.curve_points` of the input, the curve inlined with the same operations."""
+    out = []
+    for (_, kind, b, s, neg_s, one_minus_b), share, x in zip(spec, shares, xs, strict=True):
+        if kind == 0:
+            if x <= 0.0:
+                out.append(evidence * share * 0.0)
+                continue
+            r = x / b
+        elif kind == 1:
+            if x <= 0.0:
+                out.append(evidence * share * 100.0)
+                continue
+            r = b / x
+        else:
+            if x <= 0.0:
+                out.append(evidence * share * 0.0)
+                continue
+            if x >= 1.0:
+                out.append(evidence * share * 100.0)
+                continue
+            r = (x * one_minus_b) / ((1.0 - x) * b)
+        if r >= 1.0:
+            out.append(evidence * share * (100.0 / (1.0 + float(r**neg_s))))
+        else:
+            q = float(r**s)
+            out.append(evidence * share * (100.0 * q / (1.0 + q)))
+    return out
+
+
+def _round2(x: float) -> float:
+    """`round(x, 2)`, exactly, without its decimal-string conversion.
+
+    `round(x, 2)` is the double nearest k / 100, k the integer nearest to 100x
+    (ties to even). Unless 100x lies within a hair of a tie, rounding the double
+    product gives the same k, and `k / 100` is a correctly rounded division, so it
+    is that same double; near a tie (or for huge x) it falls back to `round`.
+    """
+    y = x * 100.0
+    if -1e9 < y < 1e9:
+        k = round(y)
+        if -0.499999 < y - k < 0.499999:
+            return k / 100.0
+    return round(x, 2)
+
+
+def _round4(x: float) -> float:
+    """`round(x, 4)`, exactly (see `_round2`)."""
+    y = x * 10000.0
+    if -1e9 < y < 1e9:
+        k = round(y)
+        if -0.499999 < y - k < 0.499999:
+            return k / 10000.0
+    return round(x, 4)
 
 
 def _evidence(count: float, full: float) -> float:
@@ -318,69 +446,8 @@ def _share(num: float, den: float, baseline: float, prior: float) -> float:
     return (num + prior * baseline) / (den + prior)
 
 
-def _influence_figures(f: PostFigures, weeks: float, params: Params) -> tuple[float, ...]:
-    """(reach, engagement, weekly views), each as a ratio to what peers get."""
-    if not f.posts:
-        return (1.0, 1.0, 1.0)
-    peer_weekly = (f.expected_views / f.posts) * params.peer_posts_per_week
-    return (
-        f.views / f.expected_views,
-        f.engagements / f.expected_engagements,
-        (f.views / weeks) / peer_weekly,
-    )
-
-
-def _reception_figures(f: PostFigures) -> tuple[float, ...]:
-    """(engagement rate, conversation rate), each as a ratio to peers at the same views."""
-    if not f.views:
-        return (1.0, 1.0)
-    return (
-        f.engagements / f.expected_engagements_at_views,
-        f.conversation / f.expected_conversation_at_views,
-    )
-
-
-def _sales_figures(
-    f: PostFigures, o: OrderFigures, spec: _Spec, params: Params
-) -> tuple[float, ...]:
-    # Pseudo-observations at the peer baseline (instead of scaling by evidence)
-    # keep the score monotone: another kept order can only raise it, a refund
-    # can only lower it, and no data at all lands exactly on the neutral 50.
-    k = params.sales_prior_posts
-    kv = params.sales_prior_kviews
-    ko = params.refund_prior_orders
-    return (
-        (o.net_usd + k * spec[0][3]) / (f.posts + k),
-        (o.placed + k * spec[1][3]) / (f.posts + k),
-        (o.net_usd + kv * spec[2][3]) / (f.views / 1000.0 + kv),
-        (o.refunded + ko * spec[3][3]) / (o.orders + ko),
-    )
-
-
-_NO_ORDERS: Final = OrderFigures(0, 0, 0, 0, 0, 0.0, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class _Brands:
-    total: int  # any footprint, orders included
-    content: int  # with collaboration posts or tags
-    repeat: int  # content on two or more days
-    depth: float  # mean content days per content brand
-    lasting: int  # content in both halves of the window
-    selling: int  # content brands with kept orders
-
-
-def _brands(s: WindowStats) -> _Brands:
-    content = [b for b in s.brands.values() if b.content_days]
-    n = len(content)
-    return _Brands(
-        total=len(s.brands),
-        content=n,
-        repeat=sum(1 for b in content if b.content_days >= 2),
-        depth=sum(b.content_days for b in content) / n if n else 0.0,
-        lasting=sum(1 for b in content if b.early and b.late),
-        selling=sum(1 for b in content if b.placed_orders),
-    )
+def _clamp(x: float) -> float:
+    return 0.0 if x < 0.0 else 100.0 if x > 100.0 else x
 
 
 def _cv(daily: tuple[int, ...]) -> float:
@@ -390,134 +457,481 @@ def _cv(daily: tuple[int, ...]) -> float:
     if not total:
         return math.sqrt(n - 1) if n > 1 else 0.0
     mean = total / n
-    var = sum((x - mean) ** 2 for x in daily) / n
+    var = sum(map(pow, map(sub, daily, repeat(mean)), repeat(2))) / n
     return math.sqrt(var) / mean
+
+
+class _Facts(NamedTuple):
+    """The creator's own numbers that the explanation sentences quote."""
+
+    window: int
+    recent: int
+    posts: int
+    views: int
+    engagements: int
+    conversation: int
+    collab_posts: int
+    shoppable: int
+    shoppable_recent: int
+    campaigns: int
+    net_usd: float
+    orders: int
+    placed: int
+    cancelled: int
+    refunded: int
+    active_days: int
+    active_days_recent: int
+    active_weeks: int
+    weeks: int
+    brands: int  # any footprint, orders included
+    partners: int  # brands with collaboration posts or tags
+    repeat: int  # content on two or more days
+    depth: float  # mean content days per partner
+    lasting: int  # content in both halves of the window
+    selling: int  # partners with kept orders
+
+
+# Figures of one set of posts: (posts, views, likes + comments + shares, comments + shares,
+# Σ peer views per post, Σ peer engagements per post, Σ views x peer engagement rate,
+# Σ views x peer conversation rate).
+_PostSet = tuple[int, int, int, int, float, float, float, float]
+# Orders of a slice: (orders, placed, refunded, net USD).
+_OrderSet = tuple[int, int, int, float]
+_NO_ORDERS: Final[_OrderSet] = (0, 0, 0, 0.0)
+
+#: The facts each score's sentences quote (the key of its memoised explanation).
+_QUOTES: Final = {
+    "cooperation": ("window", "posts", "collab_posts", "campaigns", "partners", "repeat"),
+    "diligence": ("window", "recent", "posts", "shoppable", "shoppable_recent"),
+    "influence": ("window", "posts", "views", "engagements"),
+    "reception": ("window", "views", "engagements", "conversation"),
+    "sales": ("posts", "views", "net_usd", "orders", "placed", "cancelled", "refunded"),
+    "consistency": (
+        "window",
+        "recent",
+        "posts",
+        "active_days",
+        "active_days_recent",
+        "active_weeks",
+        "weeks",
+    ),
+    "collaboration": ("window", "posts", "brands", "partners", "depth", "lasting", "selling"),
+}
+
+
+class _Memo:
+    """The parts of a creator's last card, each kept with what it was computed from.
+
+    Kept on the state between scores. The running totals mark what moved since
+    (content types, themes, orders, days), so a new score reads only those parts
+    again; each score, breakdown and explanation is then recomputed only when its
+    own inputs differ. Every part is a pure function of what it is kept with, so
+    reusing it gives exactly what recomputing would.
+    """
+
+    __slots__ = (
+        "brands",
+        "collab_shop",
+        "days",
+        "last",
+        "model",
+        "objects",
+        "orders",
+        "parts",
+        "posts",
+        "shop_recent",
+        "slices",
+        "texts",
+        "theme_orders",
+        "theme_sets",
+        "type_orders",
+        "type_sets",
+        "values",
+        "window",
+    )
+
+    def __init__(self, model: _Model, window: object) -> None:
+        self.model = model
+        self.window = window  # the running totals the parts were read from
+        self.last = -1  # the watermark's day when the day figures were computed
+        self.posts: _PostSet = (0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0)
+        self.collab_shop = (0, 0)
+        self.type_sets: dict[str, _PostSet] = {}
+        self.theme_sets: dict[str, _PostSet] = {}
+        self.shop_recent = 0
+        self.days: tuple[tuple[int, ...], int, int, int, float] | None = None
+        self.brands: tuple[Any, ...] | None = None
+        self.orders: tuple[int, int, int, int, float] = (0, 0, 0, 0, 0.0)
+        self.theme_orders: dict[str, _OrderSet] = {}
+        self.type_orders: dict[str, _OrderSet] = {}
+        self.values: dict[str, tuple[tuple[float, ...], float, float]] = {}
+        self.slices: dict[tuple[int, str], tuple[Any, ...]] = {}
+        self.texts: dict[str, tuple[tuple[object, ...], _Plain]] = {}
+        self.objects: dict[str, tuple[_Plain, Explanation]] = {}  # built from the plain form
+        self.parts = 0  # slices held, to bound the memo
 
 
 def score(state: CreatorState, params: Params) -> ScoreCard:
     """Score one creator as of its event-time watermark."""
-    return score_stats(state.stats(params), params)
+    w = state._running(params)
+    m = _model(params)
+    memo = state._memo
+    fresh = type(memo) is not _Memo or memo.model is not m or memo.window is not w
+    if fresh:
+        memo = state._memo = _Memo(m, w)
+    assert isinstance(memo, _Memo)
+    window, recent = w.window, w.recent
+    last = state.watermark_ms // DAY_MS
+    peers, peer_default = m.peers, m.peer_default
+    fx = params.fx_scaled
+    moved = w.moved
 
+    # Posts: integer sums per content type, floats accumulated in content-type order.
+    if fresh or w.moved_types:
+        by_type = w.by_type
+        n = v = li = co = sh = collab = shop = 0
+        exp_views = exp_eng = exp_eng_v = exp_conv_v = 0.0
+        type_sets: dict[str, _PostSet] = {}
+        for ct in sorted(by_type):
+            rn, rv, rl, rc, rs, rcollab, rshop = by_type[ct]
+            pv, pe, er, cr = peers.get(ct, peer_default)
+            n += rn
+            v += rv
+            li += rl
+            co += rc
+            sh += rs
+            collab += rcollab
+            shop += rshop
+            ev_, ee, eev, ecv = rn * pv, rn * pe, rv * er, rv * cr
+            exp_views += ev_
+            exp_eng += ee
+            exp_eng_v += eev
+            exp_conv_v += ecv
+            # Unchanged types keep their tuple (the breakdown memo compares by identity).
+            old = memo.type_sets.get(ct)
+            new = (rn, rv, rl + rc + rs, rc + rs, ev_, ee, eev, ecv)
+            type_sets[ct] = old if old == new else new
+        memo.type_sets = type_sets
+        memo.posts = (n, v, li + co + sh, co + sh, exp_views, exp_eng, exp_eng_v, exp_conv_v)
+        memo.collab_shop = (collab, shop)
+    collab, shop = memo.collab_shop
+    posts = memo.posts
 
-def score_stats(s: WindowStats, params: Params) -> ScoreCard:
-    """Score from already computed window figures (what `score` does after `stats`)."""
-    model = _model(params)
-    specs = model.specs
-    window, recent = s.window_days, s.short_window_days
-    weeks = window / 7.0
-    posts = s.posts
-    ev_posts = _evidence(posts.posts, params.full_evidence_posts)
-    ev_views = _evidence(posts.views, params.full_evidence_views)
-    brands = _brands(s)
-    blocks = s.week_blocks()
+    # Per theme: the (content type, theme) rows, in content-type order within a theme.
+    if fresh:
+        memo.theme_sets = _theme_sets(w, sorted(w.by_type_theme), peers, peer_default)
+    elif w.moved_themes:
+        types = sorted(w.by_type)
+        theme_sets = memo.theme_sets
+        for theme in w.moved_themes:
+            keys = [(ct, theme) for ct in types if (ct, theme) in w.by_type_theme]
+            theme_sets.pop(theme, None)
+            theme_sets.update(_theme_sets(w, keys, peers, peer_default))
+
+    if fresh or moved & _MOVED_RECENT:
+        shoppable_recent = 0
+        for row in w.recent_by_type.values():
+            shoppable_recent += row[6]
+        memo.shop_recent = shoppable_recent
+    shoppable_recent = memo.shop_recent
+
+    # Days with posts (the totals hold only days in the window).
+    first, first_recent = w.first, w.first_recent
+    if fresh or moved & _MOVED_DAYS or memo.last != last or memo.days is None:
+        daily = w.daily
+        daily_posts = tuple(map(daily.get, range(first, last + 1), repeat(0)))
+        size = 7 if window >= 7 else window
+        n_blocks = max(1, window // 7)
+        # Week blocks counted back from the last day; a partial oldest block is dropped.
+        blocks = set(map(floordiv, map(sub, repeat(last), daily), repeat(size)))
+        memo.days = (
+            daily_posts,
+            sum(map(daily.__contains__, range(first_recent, last + 1))),
+            len(blocks.intersection(range(n_blocks))),
+            n_blocks,
+            _cv(daily_posts),
+        )
+        memo.last = last
+    daily_posts, active_recent, active_weeks, n_blocks, cv = memo.days
+    active_days = len(w.daily)
+
+    # Brands: content days per partner, and whether they span both halves of the window.
+    half = first + window // 2
+    brands = memo.brands
+    if brands is None or brands[0] != w.brand_changes or brands[1] != half:
+        partners = repeat_brands = content_days = lasting = selling = 0
+        for info in w.brands.values():
+            brand_days = info[4]
+            if brand_days:
+                partners += 1
+                nd = len(brand_days)
+                content_days += nd
+                if nd >= 2:
+                    repeat_brands += 1
+                if min(brand_days) < half and max(brand_days) >= half:
+                    lasting += 1
+                if info[3]:
+                    selling += 1
+        depth = content_days / partners if partners else 0.0
+        brands = memo.brands = (
+            w.brand_changes,
+            half,
+            partners,
+            repeat_brands,
+            depth,
+            lasting,
+            selling,
+        )
+    _, _, partners, repeat_brands, depth, lasting, selling = brands
+
+    # Orders: all of them, and per theme and per content type of the linked post.
+    if fresh or moved & _MOVED_ORDERS:
+        oacc = w.orders
+        memo.orders = (oacc[0], oacc[1], oacc[2], oacc[3], net_usd(oacc, fx)[0])
+    if fresh:
+        memo.theme_orders = {t: _acc_set(acc, fx) for t, acc in w.orders_by_theme.items()}
+        memo.type_orders = {ct: _acc_set(acc, fx) for ct, acc in w.orders_by_type.items()}
+    else:
+        for moved_keys, order_accs, order_sets in (
+            (w.moved_order_themes, w.orders_by_theme, memo.theme_orders),
+            (w.moved_order_types, w.orders_by_type, memo.type_orders),
+        ):
+            for name in moved_keys:
+                order_acc = order_accs.get(name)
+                if order_acc is None:
+                    order_sets.pop(name, None)
+                else:
+                    new_set = _acc_set(order_acc, fx)
+                    if order_sets.get(name) != new_set:  # equal: keep the object (memo by identity)
+                        order_sets[name] = new_set
+    orders, placed, cancelled, refunded, net = memo.orders
+    # Everything that moved has been read: start marking afresh.
+    w.moved_types.clear()
+    w.moved_themes.clear()
+    w.moved_order_themes.clear()
+    w.moved_order_types.clear()
+    w.moved = 0
+
+    n, v, engagements, conversation = posts[0], posts[1], posts[2], posts[3]
+    campaigns = len(w.campaigns)
+    n_brands = len(w.brands)
+    facts = _Facts(
+        window, recent, n, v, engagements, conversation, collab, shop, shoppable_recent,
+        campaigns, net, orders, placed, cancelled, refunded, active_days, active_recent,
+        active_weeks, n_blocks, n_brands, partners, repeat_brands, depth, lasting, selling,
+    )  # fmt: skip
+    specs = m.specs
     k = params.share_prior
-
+    weeks = window / 7.0
+    ev_posts = 1.0 if n >= params.full_evidence_posts else n / params.full_evidence_posts
+    ev_views = 1.0 if v >= params.full_evidence_views else v / params.full_evidence_views
     figures: dict[str, tuple[tuple[float, ...], float]] = {
         "cooperation": (
-            (
-                posts.collab_posts / weeks,
-                float(s.campaigns),
-                float(brands.content),
-                float(brands.repeat),
-            ),
+            (collab / weeks, float(campaigns), float(partners), float(repeat_brands)),
             ev_posts,
         ),
         "diligence": (
             (
-                _share(posts.shoppable_posts, posts.posts, specs["diligence"][0][3], k),
-                posts.shoppable_posts / weeks,
-                float(s.posts_recent.shoppable_posts),
+                _share(shop, n, specs["diligence"][0][3], k),
+                shop / weeks,
+                float(shoppable_recent),
             ),
             ev_posts,
         ),
         "influence": (_influence_figures(posts, weeks, params), ev_posts),
         "reception": (_reception_figures(posts), ev_views),
-        "sales": (_sales_figures(posts, s.orders, specs["sales"], params), 1.0),
+        "sales": (
+            _sales_figures(posts, (orders, placed, refunded, net), specs["sales"], params),
+            1.0,
+        ),
         "consistency": (
-            (
-                s.active_days / window,
-                s.active_days_recent / recent,
-                sum(1 for b in blocks if b) / len(blocks),
-                _cv(s.daily_posts),
-            ),
+            (active_days / window, active_recent / recent, active_weeks / n_blocks, cv),
             ev_posts,
         ),
         "collaboration": (
             (
-                float(brands.total),
-                brands.depth,
-                _share(brands.lasting, brands.content, specs["collaboration"][2][3], k),
-                _share(brands.selling, brands.content, specs["collaboration"][3][3], k),
+                float(n_brands),
+                depth,
+                _share(lasting, partners, specs["collaboration"][2][3], k),
+                _share(selling, partners, specs["collaboration"][3][3], k),
             ),
             ev_posts,
         ),
     }
-    points: dict[str, list[float]] = {}
+    return _card(
+        state.creator_id,
+        state.region,
+        state.watermark_ms,
+        params,
+        memo,
+        facts,
+        figures,
+        memo.theme_sets,
+        memo.type_sets,
+        memo.theme_orders,
+        memo.type_orders,
+    )
+
+
+def _theme_sets(
+    w: Any,
+    keys: list[tuple[str, str]],
+    peers: Mapping[str, tuple[float, float, float, float]],
+    peer_default: tuple[float, float, float, float],
+) -> dict[str, _PostSet]:
+    """Post figures per theme from its (content type, theme) rows, `keys` sorted."""
+    by_type_theme = w.by_type_theme
+    theme_acc: dict[str, list[Any]] = {}
+    for key in keys:
+        ct, theme = key
+        rn, rv, rl, rc, rs, _, _ = by_type_theme[key]
+        pv, pe, er, cr = peers.get(ct, peer_default)
+        acc = theme_acc.get(theme)
+        if acc is None:
+            theme_acc[theme] = [rn, rv, rl + rc + rs, rc + rs, rn * pv, rn * pe, rv * er, rv * cr]
+        else:
+            acc[0] += rn
+            acc[1] += rv
+            acc[2] += rl + rc + rs
+            acc[3] += rc + rs
+            acc[4] += rn * pv
+            acc[5] += rn * pe
+            acc[6] += rv * er
+            acc[7] += rv * cr
+    # The same eight figures as a _PostSet.
+    return {theme: tuple(acc) for theme, acc in theme_acc.items()}
+
+
+def _acc_set(acc: list[Any], fx: tuple[int, Mapping[str, int]]) -> _OrderSet:
+    return (acc[0], acc[1], acc[3], net_usd(acc, fx)[0])
+
+
+def _influence_figures(f: _PostSet, weeks: float, params: Params) -> tuple[float, ...]:
+    """(reach, engagement, weekly views), each as a ratio to what peers get."""
+    posts, views, engagements, _, exp_views, exp_eng, _, _ = f
+    if not posts:
+        return (1.0, 1.0, 1.0)
+    peer_weekly = (exp_views / posts) * params.peer_posts_per_week
+    return (views / exp_views, engagements / exp_eng, (views / weeks) / peer_weekly)
+
+
+def _reception_figures(f: _PostSet) -> tuple[float, ...]:
+    """(engagement rate, conversation rate), each as a ratio to peers at the same views."""
+    _, views, engagements, conversation, _, _, exp_eng_v, exp_conv_v = f
+    if not views:
+        return (1.0, 1.0)
+    return (engagements / exp_eng_v, conversation / exp_conv_v)
+
+
+def _sales_figures(f: _PostSet, o: _OrderSet, spec: _Spec, params: Params) -> tuple[float, ...]:
+    # Pseudo-observations at the peer baseline (instead of scaling by evidence)
+    # keep the score monotone: another kept order can only raise it, a refund
+    # can only lower it, and no data at all lands exactly on the neutral 50.
+    k = params.sales_prior_posts
+    kv = params.sales_prior_kviews
+    ko = params.refund_prior_orders
+    posts, views = f[0], f[1]
+    orders, placed, refunded, net = o
+    return (
+        (net + k * spec[0][3]) / (posts + k),
+        (placed + k * spec[1][3]) / (posts + k),
+        (net + kv * spec[2][3]) / (views / 1000.0 + kv),
+        (refunded + ko * spec[3][3]) / (orders + ko),
+    )
+
+
+_new = object.__new__
+
+
+def _card(
+    creator_id: str,
+    region: str | None,
+    as_of_ms: int,
+    params: Params,
+    memo: _Memo,
+    facts: _Facts,
+    figures: dict[str, tuple[tuple[float, ...], float]],
+    theme_sets: Mapping[str, _PostSet],
+    type_sets: Mapping[str, _PostSet],
+    theme_orders: Mapping[str, _OrderSet],
+    type_orders: Mapping[str, _OrderSet],
+) -> ScoreCard:
+    """The card from the figures: headline scores, breakdowns and lazy explanations."""
+    m = memo.model
+    fast = m.fast
     values: dict[str, float] = {}
+    known = memo.values
     for name in COMPONENT_SCORES:
         xs, evidence = figures[name]
-        value, points[name] = _blend(specs[name], xs, evidence)
-        values[name] = round(_clamp(value), 2)
-    weights = model.weights
-    overall = round(
-        _clamp(sum(w * values[n] for n, w in zip(COMPONENT_SCORES, weights, strict=True))), 2
+        hit = known.get(name)
+        if hit is not None and hit[0] == xs and hit[1] == evidence:
+            values[name] = hit[2]
+        else:
+            value = _round2(_clamp(_blend_value(fast[name], xs, evidence)))
+            known[name] = (xs, evidence, value)
+            values[name] = value
+    weights = m.weights
+    overall = _round2(
+        _clamp(sum(w * values[n] for n, w in zip(COMPONENT_SCORES, weights, strict=True)))
     )
 
     # Per theme and per content type: influence, reception and sales of that slice
     # replace the creator-wide ones in the overall blend.
-    infl_spec, rec_spec, sales_spec = specs["influence"], specs["reception"], specs["sales"]
-    full_posts, full_views = params.full_evidence_posts, params.full_evidence_views
     rest = sum(
-        w * values[n]
-        for n, w in zip(COMPONENT_SCORES, weights, strict=True)
-        if n not in ("influence", "reception", "sales")
+        w * values[n] for n, w in zip(COMPONENT_SCORES, weights, strict=True) if n not in _SLICED
     )
-    w_infl, w_rec, w_sales = (weights[COMPONENT_SCORES.index(n)] for n in _SLICED)
+    w_infl, w_rec, w_sales = m.sliced_weights
+    slices = memo.slices
+    if memo.parts > 256:  # themes and types come and go: forget the old ones now and then
+        slices.clear()
+        memo.parts = 0
+    infl_by: list[dict[str, float]] = []
+    overall_by: list[dict[str, float]] = []
+    for kind, sets, orders in ((0, theme_sets, theme_orders), (1, type_sets, type_orders)):
+        infl_slice: dict[str, float] = {}
+        overall_slice: dict[str, float] = {}
+        for key in sorted(sets):
+            f = sets[key]
+            o = orders.get(key, _NO_ORDERS)
+            seen = slices.get((kind, key))
+            if (
+                seen is not None
+                and (seen[0] is f or seen[0] == f)
+                and (seen[1] is o or seen[1] == o)
+            ):
+                infl, both = seen[2], seen[6]
+                if seen[5] != rest:
+                    both = _round2(
+                        _clamp(rest + w_infl * infl + w_rec * seen[3] + w_sales * seen[4])
+                    )
+                    slices[kind, key] = (*seen[:5], rest, both)
+            else:
+                infl, rec, sal = _slice(m, params, f, o, facts.window / 7.0)
+                both = _round2(_clamp(rest + w_infl * infl + w_rec * rec + w_sales * sal))
+                if seen is None:
+                    memo.parts += 1
+                slices[kind, key] = (f, o, infl, rec, sal, rest, both)
+            infl_slice[key] = infl
+            overall_slice[key] = both
+        infl_by.append(infl_slice)
+        overall_by.append(overall_slice)
 
-    def slice_scores(f: PostFigures, o: OrderFigures) -> tuple[float, float]:
-        infl = round(
-            _clamp(
-                _blend_value(
-                    infl_spec, _influence_figures(f, weeks, params), _evidence(f.posts, full_posts)
-                )
-            ),
-            2,
-        )
-        rec = round(
-            _clamp(_blend_value(rec_spec, _reception_figures(f), _evidence(f.views, full_views))),
-            2,
-        )
-        sal = round(
-            _clamp(_blend_value(sales_spec, _sales_figures(f, o, sales_spec, params), 1.0)), 2
-        )
-        return infl, round(_clamp(rest + w_infl * infl + w_rec * rec + w_sales * sal), 2)
-
-    infl_theme: dict[str, float] = {}
-    overall_theme: dict[str, float] = {}
-    for theme, f in s.posts_by_theme.items():
-        infl_theme[theme], overall_theme[theme] = slice_scores(
-            f, s.orders_by_theme.get(theme, _NO_ORDERS)
-        )
-    infl_type: dict[str, float] = {}
-    overall_type: dict[str, float] = {}
-    for ct, f in s.posts_by_content_type.items():
-        infl_type[ct], overall_type[ct] = slice_scores(
-            f, s.orders_by_content_type.get(ct, _NO_ORDERS)
-        )
-
-    order_ev = _evidence(s.orders.orders, params.full_confidence_orders)
+    ev_posts = figures["influence"][1]
+    order_ev = _evidence(facts.orders, params.full_confidence_orders)
     cpw = params.confidence_post_weight
     confidence = round(cpw * ev_posts + (1.0 - cpw) * order_ev, 3)
-    provisional = posts.posts < params.min_posts or s.orders.orders < params.min_orders
+    provisional = facts.posts < params.min_posts or facts.orders < params.min_orders
 
-    explain = _Explainer(
-        s, params, model, brands, blocks, figures, points, values, overall, provisional
-    )
-    return ScoreCard(
-        creator_id=s.creator_id,
-        region=s.region or UNKNOWN_REGION,
+    explain = _Explainer(memo, facts, figures, values, overall, provisional)
+    # A frozen dataclass's __init__ sets each of the 19 fields through
+    # object.__setattr__; filling the instance dict at once builds the same card
+    # (there is no __post_init__) for a fraction of the cost.
+    card: ScoreCard = _new(ScoreCard)
+    card.__dict__.update(
+        creator_id=creator_id,
+        region=region or UNKNOWN_REGION,
         model_version=params.model_version,
-        as_of_ms=s.as_of_ms,
+        as_of_ms=as_of_ms,
         overall=overall,
         cooperation=values["cooperation"],
         diligence=values["diligence"],
@@ -528,19 +942,153 @@ def score_stats(s: WindowStats, params: Params) -> ScoreCard:
         collaboration=values["collaboration"],
         provisional=provisional,
         confidence=confidence,
-        influence_by_theme=MappingProxyType(infl_theme),
-        influence_by_content_type=MappingProxyType(infl_type),
-        overall_by_theme=MappingProxyType(overall_theme),
-        overall_by_content_type=MappingProxyType(overall_type),
+        influence_by_theme=MappingProxyType(infl_by[0]),
+        influence_by_content_type=MappingProxyType(infl_by[1]),
+        overall_by_theme=MappingProxyType(overall_by[0]),
+        overall_by_content_type=MappingProxyType(overall_by[1]),
         explanations=_LazyExplanations(explain),
+    )
+    return card
+
+
+def _slice(
+    m: _Model, params: Params, f: _PostSet, o: _OrderSet, weeks: float
+) -> tuple[float, float, float]:
+    """Influence, reception and sales of one theme or content type."""
+    fast = m.fast
+    full_posts, full_views = params.full_evidence_posts, params.full_evidence_views
+    infl = _round2(
+        _clamp(
+            _blend_value(
+                fast["influence"],
+                _influence_figures(f, weeks, params),
+                1.0 if f[0] >= full_posts else f[0] / full_posts,
+            )
+        )
+    )
+    rec = _round2(
+        _clamp(
+            _blend_value(
+                fast["reception"],
+                _reception_figures(f),
+                1.0 if f[1] >= full_views else f[1] / full_views,
+            )
+        )
+    )
+    sal = _round2(
+        _clamp(_blend_value(fast["sales"], _sales_figures(f, o, m.specs["sales"], params), 1.0))
+    )
+    return infl, rec, sal
+
+
+def score_stats(s: WindowStats, params: Params) -> ScoreCard:
+    """Score from window figures; gives the card `score` gives from the running totals.
+
+    `score` reads the state's running totals directly; this reads the same figures
+    through `WindowStats` and is kept as an independent route to the same card
+    (tests compare the two).
+    """
+    m = _model(params)
+    specs = m.specs
+    window, recent = s.window_days, s.short_window_days
+    weeks = window / 7.0
+    p = s.posts
+    blocks = s.week_blocks()
+    content = [b for b in s.brands.values() if b.content_days]
+    partners = len(content)
+    o = s.orders
+    facts = _Facts(
+        window, recent, p.posts, p.views, p.engagements, p.conversation, p.collab_posts,
+        p.shoppable_posts, s.posts_recent.shoppable_posts, s.campaigns, o.net_usd, o.orders,
+        o.placed, o.cancelled, o.refunded, s.active_days, s.active_days_recent,
+        sum(1 for b in blocks if b), len(blocks), len(s.brands), partners,
+        sum(1 for b in content if b.content_days >= 2),
+        sum(b.content_days for b in content) / partners if partners else 0.0,
+        sum(1 for b in content if b.early and b.late),
+        sum(1 for b in content if b.placed_orders),
+    )  # fmt: skip
+    k = params.share_prior
+    ev_posts = _evidence(p.posts, params.full_evidence_posts)
+    ev_views = _evidence(p.views, params.full_evidence_views)
+    posts = _post_set(p)
+    figures: dict[str, tuple[tuple[float, ...], float]] = {
+        "cooperation": (
+            (
+                p.collab_posts / weeks,
+                float(s.campaigns),
+                float(facts.partners),
+                float(facts.repeat),
+            ),
+            ev_posts,
+        ),
+        "diligence": (
+            (
+                _share(p.shoppable_posts, p.posts, specs["diligence"][0][3], k),
+                p.shoppable_posts / weeks,
+                float(s.posts_recent.shoppable_posts),
+            ),
+            ev_posts,
+        ),
+        "influence": (_influence_figures(posts, weeks, params), ev_posts),
+        "reception": (_reception_figures(posts), ev_views),
+        "sales": (_sales_figures(posts, _order_set(o), specs["sales"], params), 1.0),
+        "consistency": (
+            (
+                s.active_days / window,
+                s.active_days_recent / recent,
+                facts.active_weeks / len(blocks),
+                _cv(s.daily_posts),
+            ),
+            ev_posts,
+        ),
+        "collaboration": (
+            (
+                float(len(s.brands)),
+                facts.depth,
+                _share(facts.lasting, partners, specs["collaboration"][2][3], k),
+                _share(facts.selling, partners, specs["collaboration"][3][3], k),
+            ),
+            ev_posts,
+        ),
+    }
+    return _card(
+        s.creator_id,
+        s.region,
+        s.as_of_ms,
+        params,
+        _Memo(m, None),
+        facts,
+        figures,
+        {t: _post_set(f) for t, f in s.posts_by_theme.items()},
+        {ct: _post_set(f) for ct, f in s.posts_by_content_type.items()},
+        {t: _order_set(f) for t, f in s.orders_by_theme.items()},
+        {ct: _order_set(f) for ct, f in s.orders_by_content_type.items()},
     )
 
 
-_SLICED: Final = ("influence", "reception", "sales")
+def _post_set(f: PostFigures) -> _PostSet:
+    return (
+        f.posts,
+        f.views,
+        f.engagements,
+        f.conversation,
+        f.expected_views,
+        f.expected_engagements,
+        f.expected_engagements_at_views,
+        f.expected_conversation_at_views,
+    )
 
 
-def _clamp(x: float) -> float:
-    return 0.0 if x < 0.0 else 100.0 if x > 100.0 else x
+def _order_set(o: OrderFigures) -> _OrderSet:
+    return (o.orders, o.placed, o.refunded, o.net_usd)
+
+
+# --- explanations ----------------------------------------------------------------------
+
+# An explanation before it becomes objects: (score, value, summary, contributions), each
+# contribution (name, value, points, text).
+_PlainContribution = tuple[str, float, float, str]
+_Plain = tuple[str, float, str, list[_PlainContribution]]
 
 
 class _LazyExplanations(Mapping[str, Explanation]):
@@ -548,21 +1096,45 @@ class _LazyExplanations(Mapping[str, Explanation]):
 
     Building the sentences costs more than computing the scores, and a worker
     that only compares cards never reads them; the content is fixed at scoring
-    time either way (the builder holds the figures, not the state).
+    time either way (the builder holds the figures, not the state). `to_dict`
+    reads the plain form and skips building the objects.
     """
 
-    __slots__ = ("_built", "_make")
+    __slots__ = ("_built", "_explainer")
 
-    def __init__(self, make: Callable[[], dict[str, Explanation]]) -> None:
-        self._make: Callable[[], dict[str, Explanation]] | None = make
+    def __init__(self, explainer: _Explainer) -> None:
+        self._explainer = explainer
         self._built: dict[str, Explanation] | None = None
 
     def _get(self) -> dict[str, Explanation]:
         if self._built is None:
-            assert self._make is not None
-            self._built = self._make()
-            self._make = None
+            # Explanations are immutable: one whose plain form was reused from the
+            # creator's previous card is that card's object again.
+            objects = self._explainer.memo.objects
+            built = {}
+            for plain in self._explainer.plain():
+                name = plain[0]
+                seen = objects.get(name)
+                if seen is None or seen[0] is not plain:
+                    seen = objects[name] = (plain, _explanation_of(plain))
+                built[name] = seen[1]
+            self._built = built
         return self._built
+
+    def as_dicts(self) -> dict[str, object]:
+        """The `to_dict` form (fresh dicts and lists on every call)."""
+        return {
+            name: {
+                "score": name,
+                "value": value,
+                "summary": summary,
+                "contributions": [
+                    {"name": c[0], "value": c[1], "points": c[2], "text": c[3]}
+                    for c in contributions
+                ],
+            }
+            for name, value, summary, contributions in self._explainer.plain()
+        }
 
     def __getitem__(self, key: str) -> Explanation:
         return self._get()[key]
@@ -580,7 +1152,35 @@ class _LazyExplanations(Mapping[str, Explanation]):
         return repr(self._get())
 
 
-# --- explanations ----------------------------------------------------------------------
+_new_object = object.__new__
+# The slots of the two frozen dataclasses, set directly: what their __init__ does
+# through object.__setattr__, without a Python-level call per field.
+_SET_CONTRIBUTION: Final = tuple(
+    Contribution.__dict__[f].__set__ for f in ("name", "value", "points", "text")
+)
+_SET_EXPLANATION: Final = tuple(
+    Explanation.__dict__[f].__set__ for f in ("score", "value", "summary", "contributions")
+)
+
+
+def _explanation_of(plain: _Plain) -> Explanation:
+    """The Explanation (with its Contributions) of a plain form."""
+    set_name, set_value, set_points, set_text = _SET_CONTRIBUTION
+    contributions = []
+    for name, value, points, text in plain[3]:
+        c = _new_object(Contribution)
+        set_name(c, name)
+        set_value(c, value)
+        set_points(c, points)
+        set_text(c, text)
+        contributions.append(c)
+    e = _new_object(Explanation)
+    set_score, set_value, set_summary, set_contributions = _SET_EXPLANATION
+    set_score(e, plain[0])
+    set_value(e, plain[1])
+    set_summary(e, plain[2])
+    set_contributions(e, tuple(contributions))
+    return e
 
 
 def _band(value: float) -> str:
@@ -606,242 +1206,224 @@ def _usd(x: float) -> str:
 class _Explainer:
     """Writes the explanations of one card from the figures it was scored with."""
 
-    __slots__ = (
-        "blocks",
-        "brands",
-        "figures",
-        "model",
-        "overall",
-        "params",
-        "points",
-        "provisional",
-        "s",
-        "values",
-    )
+    __slots__ = ("facts", "figures", "memo", "model", "overall", "provisional", "values", "written")
 
     def __init__(
         self,
-        s: WindowStats,
-        params: Params,
-        model: _Model,
-        brands: _Brands,
-        blocks: tuple[int, ...],
+        memo: _Memo,
+        facts: _Facts,
         figures: Mapping[str, tuple[tuple[float, ...], float]],
-        points: Mapping[str, list[float]],
         values: Mapping[str, float],
         overall: float,
         provisional: bool,
     ) -> None:
-        self.s = s
-        self.params = params
-        self.model = model
-        self.brands = brands
-        self.blocks = blocks
+        self.memo = memo
+        self.model = memo.model
+        self.facts = facts
         self.figures = figures
-        self.points = points
         self.values = values
         self.overall = overall
         self.provisional = provisional
+        self.written: list[_Plain] | None = None
 
-    def __call__(self) -> dict[str, Explanation]:
-        out = {"overall": self.explain_overall()}
-        for name in COMPONENT_SCORES:
-            out[name] = self.explain(name)
-        return out
+    def plain(self) -> list[_Plain]:
+        if self.written is None:
+            written = [self.explain_overall()]
+            texts = self.memo.texts
+            quotes = self.model.quotes
+            for name in COMPONENT_SCORES:
+                xs, evidence = self.figures[name]
+                key = (xs, evidence, self.values[name], quotes[name](self.facts))
+                hit = texts.get(name)
+                if hit is not None and hit[0] == key:
+                    written.append(hit[1])
+                else:
+                    plain = self.explain(name)
+                    texts[name] = (key, plain)
+                    written.append(plain)
+            self.written = written
+        return self.written
 
-    def explain_overall(self) -> Explanation:
+    def explain_overall(self) -> _Plain:
         values, overall = self.values, self.overall
-        contributions = tuple(
-            Contribution(
-                name=name,
-                value=values[name],
-                points=round(w * values[name], 2),
-                text=f"{SCORE_LABELS[name]} {values[name]:.0f}/100, weighted {w:.0%}.",
+        f = self.facts
+        key = (tuple(values.values()), overall, self.provisional, f.posts, f.orders, f.window)
+        hit = self.memo.texts.get("overall")
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        plain = self._explain_overall()
+        self.memo.texts["overall"] = (key, plain)
+        return plain
+
+    def _explain_overall(self) -> _Plain:
+        values, overall, words = self.values, self.overall, self.model.words
+        contributions = [
+            (
+                name,
+                values[name],
+                _round2(w * values[name]),
+                f"{SCORE_LABELS[name]} {values[name]:.0f}/100{words[name]}",
             )
             for name, w in zip(COMPONENT_SCORES, self.model.weights, strict=True)
-        )
-        best = max(COMPONENT_SCORES, key=lambda n: (values[n], n))
-        worst = min(COMPONENT_SCORES, key=lambda n: (values[n], n))
+        ]
+        ranked = list(zip(map(values.__getitem__, COMPONENT_SCORES), COMPONENT_SCORES, strict=True))
+        best = max(ranked)[1]
+        worst = min(ranked)[1]
         summary = (
             f"Overall {overall:.0f}/100 ({_band(overall)}), a weighted blend of seven scores; "
             f"strongest: {SCORE_LABELS[best].lower()} ({values[best]:.0f}), "
             f"most room to grow: {SCORE_LABELS[worst].lower()} ({values[worst]:.0f})."
         )
         if self.provisional:
-            summary += " " + self.provisional_note()
-        return Explanation("overall", overall, summary, contributions)
+            f, p = self.facts, self.model.params
+            summary += (
+                f" Provisional: {_plural(f.posts, 'post')} and "
+                f"{_plural(f.orders, 'order')} in the last {f.window} days "
+                f"(scores firm up from {p.min_posts} posts and {p.min_orders} orders)."
+            )
+        return ("overall", overall, summary, contributions)
 
-    def provisional_note(self) -> str:
-        s, p = self.s, self.params
-        return (
-            f"Provisional: {_plural(s.posts.posts, 'post')} and "
-            f"{_plural(s.orders.orders, 'order')} in the last {s.window_days} days "
-            f"(scores firm up from {p.min_posts} posts and {p.min_orders} orders)."
-        )
-
-    def explain(self, name: str) -> Explanation:
+    def explain(self, name: str) -> _Plain:
         spec = self.model.specs[name]
         xs, evidence = self.figures[name]
-        pts = self.points[name]
+        pts = _points(self.model.fast[name], self.model.shares[name], xs, evidence)
         value = self.values[name]
         prior = 50.0 * (1.0 - evidence)
+        texts = _TEXTS[name](self, xs)
         contributions = [
-            Contribution(
-                name=cname,
-                value=round(x, 4),
-                points=round(p, 2),
-                text=self.text(cname, x, baseline),
-            )
-            for (cname, _, _, baseline, _), x, p in zip(spec, xs, pts, strict=True)
+            (cname, _round4(x), _round2(p), text)
+            for (cname, _, _, _, _), x, p, text in zip(spec, xs, pts, texts, strict=True)
         ]
         if prior > 0.0:
             contributions.append(
-                Contribution(
-                    PRIOR, round(1.0 - evidence, 4), round(prior, 2), self.prior_text(name, prior)
-                )
+                (PRIOR, _round4(1.0 - evidence), _round2(prior), self.prior_text(name, prior))
             )
-        # The input holding the most points, and the one furthest below its full share.
-        best = max(range(len(spec)), key=lambda i: (pts[i], spec[i][0]))
-        worst = max(
-            range(len(spec)), key=lambda i: (evidence * 100.0 * spec[i][1] - pts[i], spec[i][0])
-        )
+        # The input holding the most points, and the one furthest below its full share
+        # (ties go to the later name, as with a (points, name) key).
+        names = self.model.names[name]
+        best = max(zip(pts, names, strict=True))[1]
+        full = evidence * 100.0
+        below = map(sub, map(mul, repeat(full), self.model.shares[name]), pts)
+        worst = max(zip(below, names, strict=True))[1]
         summary = (
             f"{SCORE_LABELS[name]} {value:.0f}/100 ({_band(value)}). "
-            f"Biggest lift: {COMPONENT_LABELS[spec[best][0]]}; "
-            f"most room to grow: {COMPONENT_LABELS[spec[worst][0]]}."
+            f"Biggest lift: {COMPONENT_LABELS[best]}; "
+            f"most room to grow: {COMPONENT_LABELS[worst]}."
         )
         if prior > 0.0:
             summary += (
                 f" Based on little data so far, so it is pulled toward 50 ({prior:.1f} points)."
             )
-        return Explanation(name, value, summary, tuple(contributions))
+        return (name, value, summary, contributions)
 
     def prior_text(self, name: str, prior: float) -> str:
-        s, p = self.s, self.params
+        f, p = self.facts, self.model.params
         if name == "reception":
             return (
-                f"Only {s.posts.views:,} views in the last {s.window_days} days, so {prior:.1f} "
+                f"Only {f.views:,} views in the last {f.window} days, so {prior:.1f} "
                 f"points come from the neutral 50 "
                 f"(full weight from {p.full_evidence_views:,} views)."
             )
         return (
-            f"Only {_plural(s.posts.posts, 'post')} in the last {s.window_days} days, so "
+            f"Only {_plural(f.posts, 'post')} in the last {f.window} days, so "
             f"{prior:.1f} points come from the neutral 50 (full weight from "
             f"{p.full_evidence_posts} posts)."
         )
 
-    def text(self, name: str, x: float, b: float) -> str:
-        s, p = self.s, self.params
-        posts = s.posts
-        w, r = s.window_days, s.short_window_days
-        if name == "collab_posts_per_week":
-            return (
-                f"{_plural(posts.collab_posts, 'paid brand collaboration')} in the last {w} days, "
-                f"{x:.1f} a week (typical: {b:g} a week)."
-            )
-        if name == "campaigns_answered":
-            return (
-                f"Answered {_plural(s.campaigns, 'brand campaign')} with product tags "
-                f"(typical: {b:g})."
-            )
-        if name == "distinct_brands":
-            return (
-                f"Worked with {_plural(self.brands.content, 'brand')} through collaborations "
-                f"or product tags (typical: {b:g})."
-            )
-        if name == "repeat_brands":
-            return (
-                f"{_plural(self.brands.repeat, 'brand')} came back on more than one day "
-                f"(typical: {b:g})."
-            )
-        if name == "tagged_share":
-            return (
-                f"{posts.shoppable_posts:,} of your {_plural(posts.posts, 'post')} carry shoppable "
-                f"product tags, counted as {x:.0%} with a typical start (typical: {b:.0%})."
-            )
-        if name == "shoppable_posts_per_week":
-            return f"{x:.1f} shoppable posts a week (typical: {b:g})."
-        if name == "shoppable_posts_recent":
-            return (
-                f"{_plural(s.posts_recent.shoppable_posts, 'shoppable post')} in the last {r} days "
-                f"(typical: {b:g})."
-            )
-        if name == "reach":
-            avg = posts.views / posts.posts if posts.posts else 0.0
-            return (
-                f"Your posts averaged {avg:,.0f} views, {x:.2f}x what similar creators get "
-                f"for the same mix of content."
-            )
-        if name == "engagement":
-            avg = posts.engagements / posts.posts if posts.posts else 0.0
-            return (
-                f"They drew {avg:,.0f} likes, comments and shares each, {x:.2f}x similar creators."
-            )
-        if name == "weekly_views":
-            return (
-                f"{posts.views / (w / 7.0):,.0f} views a week in all, {x:.2f}x a typical creator "
-                f"posting {p.peer_posts_per_week:g} times a week."
-            )
-        if name == "engagement_rate":
-            rate = posts.engagements / posts.views if posts.views else 0.0
-            return (
-                f"{rate:.2%} of views became a like, comment or share, {x:.2f}x the typical "
-                f"rate for your content types."
-            )
-        if name == "conversation_rate":
-            rate = posts.conversation / posts.views if posts.views else 0.0
-            return f"{rate:.2%} of views led to a comment or share, {x:.2f}x typical."
-        o = s.orders
-        if name == "net_sales_per_post":
-            return (
-                f"Net sales of {_usd(o.net_usd)} from {_plural(o.placed, 'kept order')} across "
-                f"{_plural(posts.posts, 'post')}: {_usd(x)} per post with a typical start "
-                f"(typical: {_usd(b)})."
-            )
-        if name == "orders_per_post":
-            return f"{x:.2f} kept orders per post with a typical start (typical: {b:g})."
-        if name == "sales_per_1k_views":
-            return (
-                f"{_usd(x)} of net sales per 1,000 views with a typical start, over "
-                f"{posts.views:,} views (typical: {_usd(b)})."
-            )
-        if name == "refund_rate":
-            text = (
-                f"{o.refunded:,} of {_plural(o.orders, 'order')} refunded, counted as {x:.1%} "
-                f"with a typical start (typical: {b:.0%}; lower is better)."
-            )
-            if o.cancelled:
-                text += f" {_plural(o.cancelled, 'cancelled order')} not counted as sales."
-            return text
-        if name == "active_days":
-            return f"Posted on {s.active_days} of the last {w} days (typical: {b * w:.0f})."
-        if name == "recent_active_days":
-            return f"Posted on {s.active_days_recent} of the last {r} days (typical: {b * r:.0f})."
-        if name == "weekly_coverage":
-            active = sum(1 for n in self.blocks if n)
-            return f"Posted in {active} of the last {_plural(len(self.blocks), 'week')}."
-        if name == "evenness":
-            return (
-                f"Daily output varies by {x:.2f}x its average (lower is steadier; typical: {b:g})."
-            )
-        if name == "brands":
-            return (
-                f"{_plural(self.brands.total, 'brand')} across collaborations, product tags and "
-                f"orders (typical: {b:g})."
-            )
-        if name == "brand_depth":
-            return (
-                f"Each partner brand appeared on {self.brands.depth:.1f} different days on average "
-                f"(typical: {b:g})."
-            )
-        if name == "sustained_share":
-            return (
-                f"{self.brands.lasting} of {_plural(self.brands.content, 'partner brand')} stayed "
-                f"through both halves of the last {w} days."
-            )
-        if name == "selling_share":
-            return (
-                f"{self.brands.selling} of {_plural(self.brands.content, 'partner brand')} "
-                f"also sold through you."
-            )
-        raise KeyError(name)  # pragma: no cover - every component has a text
+    # One method per score: the sentence of each of its inputs, in spec order.
+
+    def cooperation(self, xs: tuple[float, ...]) -> list[str]:
+        f, t = self.facts, self.model.typical
+        return [
+            f"{_plural(f.collab_posts, 'paid brand collaboration')} in the last {f.window} days, "
+            f"{xs[0]:.1f} a week (typical: {t['collab_posts_per_week']} a week).",
+            f"Answered {_plural(f.campaigns, 'brand campaign')} with product tags "
+            f"(typical: {t['campaigns_answered']}).",
+            f"Worked with {_plural(f.partners, 'brand')} through collaborations "
+            f"or product tags (typical: {t['distinct_brands']}).",
+            f"{_plural(f.repeat, 'brand')} came back on more than one day "
+            f"(typical: {t['repeat_brands']}).",
+        ]
+
+    def diligence(self, xs: tuple[float, ...]) -> list[str]:
+        f, t = self.facts, self.model.typical
+        return [
+            f"{f.shoppable:,} of your {_plural(f.posts, 'post')} carry shoppable "
+            f"product tags, counted as {xs[0]:.0%} with a typical start "
+            f"(typical: {t['tagged_share']}).",
+            f"{xs[1]:.1f} shoppable posts a week (typical: {t['shoppable_posts_per_week']}).",
+            f"{_plural(f.shoppable_recent, 'shoppable post')} in the last {f.recent} days "
+            f"(typical: {t['shoppable_posts_recent']}).",
+        ]
+
+    def influence(self, xs: tuple[float, ...]) -> list[str]:
+        f = self.facts
+        avg_views = f.views / f.posts if f.posts else 0.0
+        avg_eng = f.engagements / f.posts if f.posts else 0.0
+        return [
+            f"Your posts averaged {avg_views:,.0f} views, {xs[0]:.2f}x what similar creators get "
+            f"for the same mix of content.",
+            f"They drew {avg_eng:,.0f} likes, comments and shares each, {xs[1]:.2f}x similar "
+            f"creators.",
+            f"{f.views / (f.window / 7.0):,.0f} views a week in all, {xs[2]:.2f}x a typical "
+            f"creator posting {self.model.params.peer_posts_per_week:g} times a week.",
+        ]
+
+    def reception(self, xs: tuple[float, ...]) -> list[str]:
+        f = self.facts
+        rate = f.engagements / f.views if f.views else 0.0
+        talk = f.conversation / f.views if f.views else 0.0
+        return [
+            f"{rate:.2%} of views became a like, comment or share, {xs[0]:.2f}x the typical "
+            f"rate for your content types.",
+            f"{talk:.2%} of views led to a comment or share, {xs[1]:.2f}x typical.",
+        ]
+
+    def sales(self, xs: tuple[float, ...]) -> list[str]:
+        f, t = self.facts, self.model.typical
+        refunds = (
+            f"{f.refunded:,} of {_plural(f.orders, 'order')} refunded, counted as {xs[3]:.1%} "
+            f"with a typical start (typical: {t['refund_rate']}; lower is better)."
+        )
+        if f.cancelled:
+            refunds += f" {_plural(f.cancelled, 'cancelled order')} not counted as sales."
+        return [
+            f"Net sales of {_usd(f.net_usd)} from {_plural(f.placed, 'kept order')} across "
+            f"{_plural(f.posts, 'post')}: {_usd(xs[0])} per post with a typical start "
+            f"(typical: {t['net_sales_per_post']}).",
+            f"{xs[1]:.2f} kept orders per post with a typical start "
+            f"(typical: {t['orders_per_post']}).",
+            f"{_usd(xs[2])} of net sales per 1,000 views with a typical start, over "
+            f"{f.views:,} views (typical: {t['sales_per_1k_views']}).",
+            refunds,
+        ]
+
+    def consistency(self, xs: tuple[float, ...]) -> list[str]:
+        f = self.facts
+        spec = self.model.specs["consistency"]
+        return [
+            f"Posted on {f.active_days} of the last {f.window} days "
+            f"(typical: {spec[0][3] * f.window:.0f}).",
+            f"Posted on {f.active_days_recent} of the last {f.recent} days "
+            f"(typical: {spec[1][3] * f.recent:.0f}).",
+            f"Posted in {f.active_weeks} of the last {_plural(f.weeks, 'week')}.",
+            f"Daily output varies by {xs[3]:.2f}x its average (lower is steadier; "
+            f"typical: {self.model.typical['evenness']}).",
+        ]
+
+    def collaboration(self, xs: tuple[float, ...]) -> list[str]:
+        f, t = self.facts, self.model.typical
+        return [
+            f"{_plural(f.brands, 'brand')} across collaborations, product tags and "
+            f"orders (typical: {t['brands']}).",
+            f"Each partner brand appeared on {f.depth:.1f} different days on average "
+            f"(typical: {t['brand_depth']}).",
+            f"{f.lasting} of {_plural(f.partners, 'partner brand')} stayed "
+            f"through both halves of the last {f.window} days.",
+            f"{f.selling} of {_plural(f.partners, 'partner brand')} also sold through you.",
+        ]
+
+
+_TEXTS: Final[dict[str, Callable[[_Explainer, tuple[float, ...]], list[str]]]] = {
+    name: getattr(_Explainer, name) for name in COMPONENT_SCORES
+}

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Final, cast
+from typing import Final, TypeGuard, cast
 
 from scoring.events import (
     EVENT_KINDS,
@@ -90,7 +90,7 @@ def validate(
             "invalid",
             f"unknown event kind {kind_name!r}; expected post, tag or order",
         )
-    if not isinstance(payload, Mapping):
+    if type(payload) is not dict and not isinstance(payload, Mapping):  # (ABC check is slow)
         return ValidationError(
             kind_name,
             "$",
@@ -115,7 +115,59 @@ def validate(
 # --- kinds -------------------------------------------------------------------
 
 
+# Each kind first tries its usual clean form in one pass (all fields at once); any
+# field not in that form sends the whole payload down the field-by-field path, which
+# reports the first problem in contract order (or accepts the unusual form).
+
+_POST_KEYS: Final = ("post_id", "creator_id", "region", "content_type", "themes", "posted_at",
+                     "views", "likes", "comments", "shares", "brand_id", "observed_at")  # fmt: skip
+_TAG_KEYS: Final = ("tag_id", "post_id", "creator_id", "product_id", "brand_id", "theme",
+                    "tagged_at", "campaign_id")  # fmt: skip
+_ORDER_KEYS: Final = ("order_id", "creator_id", "post_id", "product_id", "brand_id", "theme",
+                      "quantity", "amount", "currency", "status", "ordered_at")  # fmt: skip
+
+
+def _clean(v: object, limit: int) -> TypeGuard[str]:
+    """A string id or name in its usual form (the checks of `_text`, all passing)."""
+    return type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
+
+
 def _post(p: Mapping[str, object], now_ms: int, params: Params) -> PostEvent:
+    (post_id, creator_id, region, content_type, themes, _, views, likes, comments,
+     shares, brand, observed) = map(p.get, _POST_KEYS)  # fmt: skip
+    ids, top = params.max_id_length, params.max_count
+    if (
+        _clean(post_id, ids)
+        and _clean(creator_id, ids)
+        and type(region) is str
+        and len(region) == 2
+        and region.isascii()
+        and region.isalpha()
+        and _clean(content_type, params.max_name_length)
+        and type(themes) is list
+        and type(views) is int
+        and 0 <= views <= top
+        and type(likes) is int
+        and 0 <= likes <= top
+        and type(comments) is int
+        and 0 <= comments <= top
+        and type(shares) is int
+        and 0 <= shares <= top
+        and (brand is None or _clean(brand, ids))
+    ):
+        try:
+            theme_names = _themes(p, params)
+            posted_ms = _time(p, "posted_at", now_ms, params)
+            observed_ms = (
+                None if observed is None else _checked_time("observed_at", observed, now_ms, params)
+            )
+        except _Invalid:
+            pass  # the field-by-field path reports it, in contract order
+        else:
+            return PostEvent(
+                post_id, creator_id, region.upper(), content_type.strip().lower(),
+                theme_names, posted_ms, views, likes, comments, shares, brand, observed_ms,
+            )  # fmt: skip
     ids = params.max_id_length
     return PostEvent(
         post_id=_id(p, "post_id", ids),
@@ -134,7 +186,24 @@ def _post(p: Mapping[str, object], now_ms: int, params: Params) -> PostEvent:
 
 
 def _tag(p: Mapping[str, object], now_ms: int, params: Params) -> TagEvent:
+    tag_id, post_id, creator_id, product_id, brand, theme, tagged, campaign = map(p.get, _TAG_KEYS)
     ids = params.max_id_length
+    if (
+        _clean(tag_id, ids)
+        and _clean(post_id, ids)
+        and _clean(creator_id, ids)
+        and _clean(product_id, ids)
+        and _clean(brand, ids)
+        and _clean(theme, params.max_name_length)
+        and type(tagged) is int
+        and params.earliest_event_ms <= tagged <= now_ms + params.future_margin_ms
+        and tagged <= _LATEST_MS
+        and (campaign is None or _clean(campaign, ids))
+    ):
+        return TagEvent(
+            tag_id, post_id, creator_id, product_id, brand, theme.strip().lower(), tagged,
+            campaign,
+        )  # fmt: skip
     return TagEvent(
         tag_id=_id(p, "tag_id", ids),
         post_id=_id(p, "post_id", ids),
@@ -148,6 +217,34 @@ def _tag(p: Mapping[str, object], now_ms: int, params: Params) -> TagEvent:
 
 
 def _order(p: Mapping[str, object], now_ms: int, params: Params) -> OrderEvent:
+    (order_id, creator_id, post_id, product_id, brand, theme, quantity, _, currency, status,
+     ordered) = map(p.get, _ORDER_KEYS)  # fmt: skip
+    ids = params.max_id_length
+    if (
+        _clean(order_id, ids)
+        and _clean(creator_id, ids)
+        and (post_id is None or _clean(post_id, ids))
+        and _clean(product_id, ids)
+        and _clean(brand, ids)
+        and _clean(theme, params.max_name_length)
+        and type(quantity) is int
+        and 1 <= quantity <= params.max_quantity
+        and type(currency) is str
+        and currency in params.fx_usd_per_unit
+        and (status == "placed" or status == "cancelled" or status == "refunded")
+        and type(ordered) is int
+        and params.earliest_event_ms <= ordered <= now_ms + params.future_margin_ms
+        and ordered <= _LATEST_MS
+    ):
+        try:
+            amount = _amount(p, params)
+        except _Invalid:
+            pass  # the field-by-field path reports it, in contract order
+        else:
+            return OrderEvent(
+                order_id, creator_id, post_id, product_id, brand, theme.strip().lower(),
+                quantity, amount, currency, status, ordered,
+            )  # fmt: skip
     ids = params.max_id_length
     return OrderEvent(
         order_id=_id(p, "order_id", ids),
@@ -233,6 +330,9 @@ def _name(p: Mapping[str, object], key: str, limit: int) -> str:
 
 
 def _region(p: Mapping[str, object]) -> str:
+    v = p.get("region")
+    if type(v) is str and len(v) == 2 and v.isascii() and v.isalpha():
+        return v.upper()
     v = _text("region", _get(p, "region"), 16).strip().upper()
     if len(v) != 2 or not (v.isascii() and v.isalpha()):
         raise _Invalid(
@@ -242,6 +342,16 @@ def _region(p: Mapping[str, object]) -> str:
 
 
 def _themes(p: Mapping[str, object], params: Params) -> tuple[str, ...]:
+    v = p.get("themes")
+    if type(v) is list and len(v) <= params.max_themes:
+        limit = params.max_name_length
+        names = set()
+        for t in v:
+            if not (type(t) is str and 0 < len(t) <= limit and t.isprintable() and not t.isspace()):
+                break  # the slow path below names the problem
+            names.add(t.strip().lower())
+        else:
+            return tuple(sorted(names))
     v = _get(p, "themes")
     if not isinstance(v, list | tuple):
         raise _Invalid("themes", "wrong_type", f"themes must be an array, got {_tname(v)}")
@@ -285,6 +395,23 @@ def _quantity(p: Mapping[str, object], params: Params) -> int:
 
 
 def _amount(p: Mapping[str, object], params: Params) -> Decimal:
+    v = p.get("amount")
+    if type(v) is str and 0 < len(v) <= 64:
+        try:
+            d = Decimal(v)
+        except InvalidOperation:
+            pass  # the slow path below names the problem
+        else:
+            exponent = d.as_tuple().exponent
+            # A finite, non-negative amount within the maximum whose written form
+            # already has few enough decimals (1.5000000 still gets the exact check).
+            if (
+                type(exponent) is int
+                and exponent >= -params.max_amount_decimals
+                and not d.is_signed()
+                and d <= params.max_amount
+            ):
+                return d
     v = _get(p, "amount")
     if isinstance(v, bool) or not isinstance(v, int | float | str):
         raise _Invalid(
@@ -309,6 +436,9 @@ def _amount(p: Mapping[str, object], params: Params) -> Decimal:
 
 
 def _currency(p: Mapping[str, object], params: Params) -> str:
+    code = p.get("currency")
+    if type(code) is str and code in params.fx_usd_per_unit:  # already normalised
+        return code
     code = _text("currency", _get(p, "currency"), 16).strip().upper()
     if code not in params.fx_usd_per_unit:
         known = ", ".join(sorted(params.fx_usd_per_unit))
@@ -321,6 +451,9 @@ def _currency(p: Mapping[str, object], params: Params) -> str:
 
 
 def _status(p: Mapping[str, object]) -> OrderStatus:
+    v = p.get("status")
+    if v == "placed" or v == "cancelled" or v == "refunded":  # already normalised
+        return v
     s = _text("status", _get(p, "status"), 32).strip().lower()
     if s not in ORDER_STATUSES:
         raise _Invalid(
@@ -391,6 +524,12 @@ def parse_rfc3339_ms(text: str) -> int | None:
     Integer arithmetic throughout (no float seconds), so `…:00.001Z` is exactly 1 ms.
     Fractions finer than a millisecond are truncated.
     """
+    ms = _fast_rfc3339(text)
+    return ms if ms is not None else _parse_rfc3339_ms(text)
+
+
+def _parse_rfc3339_ms(text: str) -> int | None:
+    """`parse_rfc3339_ms` by the regular expression: every form, every rejection."""
     m = _RFC3339.fullmatch(text)
     if m is None:
         return None
@@ -414,6 +553,100 @@ def parse_rfc3339_ms(text: str) -> int | None:
     ms = int((frac or "0")[:3].ljust(3, "0"))
     seconds = (((ordinal - _EPOCH_ORDINAL) * 24 + h) * 60 + mi - offset_min) * 60 + s
     return seconds * 1000 + ms
+
+
+# The usual timestamp is split in three parts looked up in small memos: the date
+# (days since 1970), the clock (seconds of the day) and the tail (milliseconds and UTC
+# offset). Each part is validated once, when first seen; a stream's timestamps share
+# few dates, clocks and tails, so parsing is three lookups and some arithmetic.
+_DAYS: dict[str, int] = {}
+_CLOCKS: dict[str, int] = {}
+_TAILS: dict[str, int] = {}  # tail -> milliseconds minus the offset in milliseconds
+_DIGITS: Final = frozenset("0123456789")
+_MEMO_LIMIT: Final = 100_000
+
+
+def _fast_rfc3339(text: str) -> int | None:
+    """`parse_rfc3339_ms` for the usual ASCII forms; None means "not decided here".
+
+    Accepts exactly what the regular expression accepts for ASCII text shaped
+    YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM); anything else, including every
+    malformed string, is left to the regular expression.
+    """
+    if len(text) < 20 or text[10] not in "Tt ":
+        return None
+    date, clock, tail = text[:10], text[11:19], text[19:]
+    days = _DAYS.get(date)
+    if days is None:
+        days = _memo(_DAYS, date, _day_number(date))
+        if days is None:
+            return None
+    seconds = _CLOCKS.get(clock)
+    if seconds is None:
+        seconds = _memo(_CLOCKS, clock, _clock_seconds(clock))
+        if seconds is None:
+            return None
+    rest = _TAILS.get(tail)
+    if rest is None:
+        rest = _memo(_TAILS, tail, _tail_ms(tail))
+        if rest is None:
+            return None
+    return (days * 86_400 + seconds) * 1000 + rest
+
+
+def _memo(memo: dict[str, int], key: str, value: int | None) -> int | None:
+    if value is not None:
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = value
+    return value
+
+
+def _day_number(date: str) -> int | None:
+    """Days since 1970 of "YYYY-MM-DD" (ASCII digits, a real date); None otherwise."""
+    if date[4] != "-" or date[7] != "-" or not _DIGITS.issuperset(date[:4] + date[5:7] + date[8:]):
+        return None
+    try:
+        return _dt.date(int(date[:4]), int(date[5:7]), int(date[8:])).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+
+
+def _clock_seconds(clock: str) -> int | None:
+    """Seconds of the day of "HH:MM:SS" (a leap second :60 counts as the next); or None."""
+    if (
+        clock[2] != ":"
+        or clock[5] != ":"
+        or not _DIGITS.issuperset(clock[:2] + clock[3:5] + clock[6:])
+    ):
+        return None
+    h, mi, s = int(clock[:2]), int(clock[3:5]), int(clock[6:])
+    if h > 23 or mi > 59 or s > 60:
+        return None
+    return (h * 60 + mi) * 60 + s
+
+
+def _tail_ms(tail: str) -> int | None:
+    """Milliseconds of "[.fraction](Z|±HH:MM)" minus the UTC offset; None if not that."""
+    ms = 0
+    zone = tail
+    if tail[0] == ".":
+        zone = tail[1:].lstrip("0123456789")
+        digits = len(tail) - 1 - len(zone)
+        if not 1 <= digits <= 9:
+            return None
+        ms = int(tail[1 : 1 + min(digits, 3)].ljust(3, "0"))
+    if zone == "Z" or zone == "z":
+        return ms
+    if len(zone) != 6 or zone[0] not in "+-" or zone[3] != ":":
+        return None
+    if not _DIGITS.issuperset(zone[1:3] + zone[4:6]):
+        return None
+    ohi, omi = int(zone[1:3]), int(zone[4:6])
+    if ohi > 23 or omi > 59:
+        return None
+    offset_ms = (ohi * 60 + omi) * 60_000
+    return ms - offset_ms if zone[0] == "+" else ms + offset_ms
 
 
 def format_ms(ms: int) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 import zlib
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -14,7 +16,7 @@ from scoring_testkit import CID, DAY_MS, T0, P, build, event_sets, order, post, 
 
 from scoring.events import Event, OrderEvent, PostEvent, TagEvent
 from scoring.scores import score
-from scoring.state import ApplyOutcome, CreatorState
+from scoring.state import ApplyOutcome, CreatorState, _rows_struct
 
 A, U, D, L = ApplyOutcome.APPLIED, ApplyOutcome.UPDATED, ApplyOutcome.DUPLICATE, ApplyOutcome.LATE
 
@@ -330,3 +332,114 @@ def test_stats_match_a_from_scratch_reference(events: list[Event]) -> None:
     assert w.orders.net_usd == pytest.approx(float(usd), rel=1e-12, abs=1e-9)
     for theme, f in w.posts_by_theme.items():
         assert f.posts == sum(1 for p in posts.values() if theme in p.themes)
+
+
+# --- format 2 decoding, format 1 still read ---------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=400), header=st.binary(min_size=45, max_size=45))
+def test_well_checksummed_format_2_nonsense_is_refused_or_valid(body: bytes, header: bytes) -> None:
+    data = header + body
+    blob = b"CS\x02\x00" + data + zlib.crc32(data).to_bytes(4, "little")
+    try:
+        s = CreatorState.from_bytes(blob)
+    except ValueError:
+        return
+    s.stats(P)
+    assert CreatorState.from_bytes(s.to_bytes()).to_bytes() == s.to_bytes()
+
+
+def test_every_truncation_and_bit_flip_of_a_big_state_is_detected() -> None:
+    data = build(typical_creator()).to_bytes()
+    for n in range(0, len(data), 7):
+        with pytest.raises(ValueError):
+            CreatorState.from_bytes(data[:n])
+    for i in range(len(data)):
+        flipped = bytearray(data)
+        flipped[i] ^= 1 << (i % 8)
+        with pytest.raises(ValueError):
+            CreatorState.from_bytes(bytes(flipped))
+
+
+def _forged(mutate: Callable[[CreatorState], None]) -> bytes:
+    """Well-checksummed bytes of content to_bytes never writes (the state's write cache
+    is tampered with, so the encoder itself writes the bad form)."""
+    s = build(typical_creator()[:60])
+    s.to_bytes()
+    mutate(s)
+    return s.to_bytes()
+
+
+def _unused_string(s: CreatorState) -> None:
+    s._enc.set_table(sorted([*s._enc.table, "zz-unused"]))  # type: ignore[union-attr]
+    s._dirty = 7
+
+
+def _unused_campaign(s: CreatorState) -> None:
+    s._enc.set_campaigns(sorted([*s._enc.campaigns, 7]))  # type: ignore[union-attr]
+    s._dirty = 2
+
+
+def _repack(s: CreatorState, codes: bytes, hashes: list[int]) -> None:
+    enc = s._enc
+    assert enc is not None
+    rows = [enc.tuples[0][h] for h in hashes]
+    enc.set_codes(0, codes)
+    enc.rows[0] = bytearray(_rows_struct(codes, len(rows)).pack(*itertools.chain(*rows)))
+
+
+def _wider_than_needed(s: CreatorState) -> None:
+    assert s._enc is not None
+    codes = bytearray(s._enc.codes[0])
+    codes[4] = 3  # views in 8 bytes
+    _repack(s, bytes(codes), s._enc.hashes[0])
+
+
+def _out_of_order(s: CreatorState) -> None:
+    assert s._enc is not None
+    hashes = list(s._enc.hashes[0])
+    hashes[0], hashes[1] = hashes[1], hashes[0]
+    _repack(s, s._enc.codes[0], hashes)
+
+
+def _amount_not_canonical(s: CreatorState) -> None:
+    h, o = next((h, o) for h, o in s._orders.items() if o[9] > 0)
+    s._orders[h] = (*o[:8], o[8] * 10, o[9] - 1)
+    s._dirty = 4
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (_unused_string, "unused string"),
+        (_unused_campaign, "unused campaign"),
+        (_wider_than_needed, "narrowest"),
+        (_out_of_order, "hash order"),
+        (_amount_not_canonical, "amount not canonical"),
+    ],
+)
+def test_non_canonical_content_is_refused(
+    mutate: Callable[[CreatorState], None], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        CreatorState.from_bytes(_forged(mutate))
+
+
+def test_states_written_in_format_1_are_still_read() -> None:
+    import json
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    old = json.loads((here / "golden_states_v1.json").read_text(encoding="utf-8"))
+    golden = {c["name"]: c for c in json.loads((here / "golden_scorecards.json").read_text())}
+    assert len(old) >= 8
+    for case in old:
+        blob = bytes.fromhex(case["v1_hex"])
+        assert blob[2] == 1
+        state = CreatorState.from_bytes(blob)
+        want = golden[case["name"]]
+        assert score(state, P).to_dict() == want["cards"][-1], case["name"]
+        data = state.to_bytes()  # now format 2, the bytes the fixture pins
+        assert data[2] == 2 and len(data) == want["bytes_len"], case["name"]
+        assert CreatorState.from_bytes(data).to_bytes() == data

@@ -311,3 +311,39 @@ def test_never_raises_when_one_field_is_broken(
     if isinstance(result, ValidationError):
         assert result.field.split("[")[0] == field
         assert result.problem in PROBLEMS and "could not be validated" not in result.message
+
+
+# --- the fast timestamp path agrees with the regular expression ---------------------------
+
+_PIECES = st.sampled_from(
+    ["2025", "2024", "0000", "9999", "1999", "-", "11", "02", "29", "30", "31", "13", "00",
+     "T", "t", " ", "x", ":", "23", "24", "59", "60", "61", ".", "1", "250", "123456789",
+     "1234567890", "Z", "z", "+", "-", "07:00", "23:59", "24:00", "00:60", "+0700", "２", "٣"]
+)  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    date=st.sampled_from(["2025-11-24", "2024-02-29", "2025-02-29", "0001-01-01", "9999-12-31"]),
+    sep=st.sampled_from(["T", "t", " ", "_"]),
+    clock=st.sampled_from(["00:00:00", "23:59:60", "24:00:00", "12:60:00", "1a:00:00"]),
+    tail=st.lists(_PIECES, max_size=5).map("".join),
+)
+def test_fast_timestamps_match_the_regular_expression(
+    date: str, sep: str, clock: str, tail: str
+) -> None:
+    from scoring.validate import _fast_rfc3339, _parse_rfc3339_ms
+
+    text = f"{date}{sep}{clock}{tail}"
+    fast = _fast_rfc3339(text)
+    assert fast is None or fast == _parse_rfc3339_ms(text), text
+    assert parse_rfc3339_ms(text) == _parse_rfc3339_ms(text), text
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.lists(_PIECES, max_size=12).map("".join))
+def test_fast_timestamps_never_accept_what_the_expression_refuses(text: str) -> None:
+    from scoring.validate import _fast_rfc3339, _parse_rfc3339_ms
+
+    fast = _fast_rfc3339(text)
+    assert fast is None or fast == _parse_rfc3339_ms(text), text
