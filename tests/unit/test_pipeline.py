@@ -457,3 +457,32 @@ async def test_scoring_failure_dead_letters_the_creator_only(
     assert set(h.table) == {b"a"}
     assert [s.creator_id for s in h.snapshots()] == ["a"]
     assert [r.key for r in h.outbound("dead")] == [b"b", b"b"]
+
+
+async def test_cached_state_is_reused_only_while_the_table_holds_its_bytes() -> None:
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
+    await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
+    assert h.pipeline.cache.hits == 1
+    expected = model_card([("post", post("a", i)) for i in range(2)])
+    stored = StateEnvelope.from_bytes(h.table[b"a"]).card
+    assert stored is not None and stored.digest == card_digest(expected)
+
+    # Someone else's value (a changelog recovery, another owner): decoded, not the cached one.
+    h.table[b"a"] = bytes(bytearray(h.table[b"a"]))
+    misses = h.pipeline.cache.misses
+    result = await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
+    assert h.pipeline.cache.misses == misses + 1
+    assert result.duplicates == 1 and result.states_written == 0
+
+
+async def test_a_failed_batch_empties_the_cache() -> None:
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
+    assert len(h.pipeline.cache) == 1
+    h.redis._fail = 1
+    with pytest.raises(ConnectionError):
+        await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
+    assert len(h.pipeline.cache) == 0
+    result = await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
+    assert result.applied == 1 and result.snapshots_written == 1
