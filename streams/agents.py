@@ -28,8 +28,9 @@ from faust.streams import Stream
 from faust.tables.manager import TableManager
 
 from scoring.params import DEFAULT_PARAMS, Params, load_params
-from streams import metrics
+from streams import batching, metrics
 from streams.app import AGENT_NAME, ScoringApp, build_app, rekeyed_topic_name, worker_topic_specs
+from streams.batching import BatchIngest
 from streams.codec import RawRecord
 from streams.keys import Keys
 from streams.observability import HealthState, ObservabilityRunner, start_observability
@@ -101,6 +102,24 @@ async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord]) -> None:
         os._exit(EXIT_PIPELINE_FAILED)
 
 
+async def _drain_ingest(
+    app: faust.App, ingest: BatchIngest, pipeline: Pipeline, batch_size: int
+) -> None:
+    """Batch mode's agent loop: take fetched messages, run them, then acknowledge them.
+
+    Acknowledging only after `_run_batch` returns is what keeps commits behind the sinks:
+    Faust commits an offset once every message up to it is acked.
+    """
+    consumer = app.consumer
+    while True:
+        messages = batching.current(app, await ingest.take(batch_size))
+        if not messages:
+            continue
+        batching.track(consumer, messages)
+        await _run_batch(pipeline, batching.to_records(messages))
+        batching.ack(consumer, messages)
+
+
 def install_pipeline(
     bundle: ScoringApp, params: Params, health: HealthState | None = None
 ) -> faust.types.AgentT[Any]:
@@ -111,6 +130,10 @@ def install_pipeline(
     batch_size, within = settings.batch_size, settings.batch_within_s
     # Outlives the agent's pipeline object so the rebalance hooks below can reach it.
     cache = StateCache()
+    ingest: BatchIngest | None = None
+    if settings.ingest == "batch":
+        ingest = BatchIngest(frozenset((*settings.source_topics, rekeyed_topic_name(settings))))
+        batching.attach(app, ingest)
 
     async def score(stream: faust.StreamT[Any]) -> None:
         redis = build_redis(settings.redis_url)
@@ -125,6 +148,10 @@ def install_pipeline(
                 KafkaSink(producer),
                 cache=cache,
             )
+            if ingest is not None:
+                # The consumer bypasses the stream (streams.batching): fetches arrive whole.
+                await _drain_ingest(app, ingest, pipeline, batch_size)
+                return
             # take_events (not take): the pipeline needs each record's topic, partition,
             # offset, key and timestamp, which only the events carry.
             batches = cast("Stream[bytes]", stream).take_events(batch_size, within)

@@ -22,6 +22,7 @@ from typing import Any, cast
 import faust
 from aiokafka.admin import NewTopic
 
+from streams.batching import batch_url
 from streams.settings import Settings
 from streams.topics import topic_specs
 
@@ -80,7 +81,7 @@ class ScoringApp:
 
 def faust_config(settings: Settings) -> dict[str, Any]:
     """Faust settings derived from ours; kept separate so tests can inspect them."""
-    return {
+    config: dict[str, Any] = {
         "broker": broker_urls(settings),
         "store": "memory://",
         "processing_guarantee": "at_least_once",
@@ -103,6 +104,10 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         # Faust would otherwise turn every print and log line into a WARNING record.
         "worker_redirect_stdouts": False,
     }
+    if settings.ingest == "batch":
+        # Only the consumer changes transport; producers stay on the stock one.
+        config["broker_consumer"] = [batch_url(u) for u in config["broker"]]
+    return config
 
 
 def build_app(settings: Settings) -> ScoringApp:

@@ -10,6 +10,7 @@ version of their own.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,8 @@ class Settings(BaseSettings):
     # Stream processing.
     batch_size: int = 5000
     batch_within_s: float = 0.25
+    # stream: Faust's per-message path; batch: whole fetches handed over (streams.batching).
+    ingest: Literal["stream", "batch"] = "stream"
     change_threshold: float = 1.0
     future_margin_s: int = 300
     scoring_params_file: Path | None = None

@@ -1,0 +1,224 @@
+"""Batch ingest: hand each Kafka fetch to the pipeline whole instead of message by message.
+
+Faust's consumer delivers every record on its own (a task per message, the conductor,
+a channel queue, the stream iterator), which costs far more CPU per event than scoring
+it. This module keeps everything else Faust does (subscription, rebalancing, changelog
+recovery, tables, offset commits) and replaces only that per-message delivery, for the
+topics the scoring agent reads. It is selected with `CREATOR_SCORES_INGEST=batch`.
+
+How it fits in: `BatchTransport` is the aiokafka transport with `BatchConsumer` as its
+consumer, registered under the URL scheme `kafka+batch` (the worker uses it for
+`broker_consumer` only). `BatchConsumer._drain_messages` takes each `getmany` result,
+sends records of other topics (the table changelog above all, which recovery reads
+through the very same consumer) down Faust's normal callback, and puts the records of
+the batch topics on the `BatchIngest` queue attached to the app, waiting while the queue
+is full. The scoring agent takes batches off that queue, tracks their messages as
+unacked, runs the pipeline, and only then acknowledges them; Faust's own commit logic
+therefore commits exactly the offsets whose batch reached the sinks and the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, cast
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import AppT, ConsumerT, Message
+from mode import Service, ServiceT
+
+from streams.codec import RawRecord
+
+#: URL scheme under which `BatchTransport` is registered (also as a `faust.transports`
+#: entry point in pyproject.toml).
+SCHEME: Final = "kafka+batch"
+
+#: Fetches that may wait for the pipeline before the consumer stops fetching.
+DEFAULT_MAX_PENDING: Final = 8
+
+
+@dataclass
+class BatchIngest:
+    """The hand-over point between the consumer and the agent, attached to one app."""
+
+    topics: frozenset[str]
+    max_pending: int = DEFAULT_MAX_PENDING
+    queue: asyncio.Queue[list[Message]] = field(init=False)
+    #: The part of a fetch that did not fit in the last batch taken.
+    _rest: list[Message] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.topics:
+            raise ValueError("batch ingest needs at least one topic")
+        if self.max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {self.max_pending}")
+        self.queue = asyncio.Queue(self.max_pending)
+
+    async def take(self, max_records: int) -> list[Message]:
+        """At most `max_records` messages: what is queued now, or the next fetch to arrive.
+
+        Fetches are joined until the limit and split at it; the rest of a split fetch
+        comes first next time, so records keep their fetch order.
+        """
+        if max_records < 1:
+            raise ValueError(f"max_records must be at least 1, got {max_records}")
+        queue = self.queue
+        out = self._rest if self._rest else await queue.get()
+        while len(out) < max_records and not queue.empty():
+            out.extend(queue.get_nowait())
+        self._rest = out[max_records:]
+        del out[max_records:]
+        return out
+
+
+_INGESTS: weakref.WeakKeyDictionary[AppT, BatchIngest] = weakref.WeakKeyDictionary()
+
+
+def attach(app: AppT, ingest: BatchIngest) -> None:
+    """Make `app`'s consumer deliver `ingest.topics` to `ingest` (only with `BatchTransport`)."""
+    _INGESTS[app] = ingest
+
+
+def ingest_for(app: AppT) -> BatchIngest | None:
+    return _INGESTS.get(app)
+
+
+def batch_url(url: str) -> str:
+    """A broker URL with the batch transport's scheme (`kafka://h:p` -> `kafka+batch://h:p`)."""
+    _, sep, rest = url.partition("://")
+    return f"{SCHEME}://{rest if sep else url}"
+
+
+def to_records(messages: Iterable[Message]) -> list[RawRecord]:
+    """Faust messages as the pipeline's plain records."""
+    return [
+        RawRecord(
+            m.topic,
+            m.partition,
+            m.offset,
+            m.key,
+            # A null value (tombstone) is no event; as empty bytes it is dead-lettered.
+            m.value if m.value is not None else b"",
+            int(m.timestamp * 1000),
+        )
+        for m in messages
+    ]
+
+
+def current(app: AppT, messages: Sequence[Message]) -> list[Message]:
+    """The messages still owned by this worker: Faust's stream drops the same ones.
+
+    A message fetched before a rebalance (older generation), or taken while flow control
+    is off (a rebalance is under way), may belong to another worker by now; it is left
+    unacked and read again from the committed offset by whoever owns its partition.
+    """
+    if not app.flow_control.is_active():
+        return []
+    generation = app.consumer_generation_id
+    return [m for m in messages if m.generation_id == generation]
+
+
+def track(consumer: ConsumerT, messages: Iterable[Message]) -> None:
+    """Count messages as in flight, so a rebalance or shutdown waits for their batch."""
+    for message in messages:
+        if not message.tracked:
+            message.tracked = True
+            consumer.track_message(message)
+
+
+def ack(consumer: ConsumerT, messages: Iterable[Message]) -> None:
+    """Acknowledge processed messages: their offsets become committable."""
+    for message in messages:
+        message.ack(consumer)
+
+
+class BatchConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, delivering the batch topics' records one fetch at a time."""
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        ingest = ingest_for(self.app)
+        if ingest is None:
+            # Not set up for batches (a client-only app, a tool): behave like Faust's own.
+            await super()._drain_messages(fetcher)
+            return
+        self.log.info("batch ingest for topics: %s", ", ".join(sorted(ingest.topics)))
+        try:
+            await self._drain_batches(fetcher, ingest)
+        except self.consumer_stopped_errors:
+            if not self.transport.app.should_stop:
+                raise
+            self.log.info("Broker stopped consumer, shutting down...")
+        except asyncio.CancelledError:
+            if not self.transport.app.should_stop:
+                raise
+            self.log.info("Consumer shutting down for user cancel.")
+
+    async def _drain_batches(self, fetcher: ServiceT, ingest: BatchIngest) -> None:
+        consumer_stopped = cast(Service, self)._stopped.is_set
+        fetcher_stopped = cast(Service, fetcher)._stopped.is_set
+        batch_topics = ingest.topics
+        callback = self.callback
+        while not (consumer_stopped() or fetcher_stopped()):
+            self.diag.set_flag(CONSUMER_FETCHING)
+            try:
+                fetched = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                batch: list[Message] = []
+                async for tp, message in fetched:
+                    if not await self._accept(tp, message):
+                        continue
+                    if message.topic in batch_topics:
+                        batch.append(message)
+                    else:
+                        # Changelog records (recovery, standbys) and anything else: the
+                        # normal path, unchanged.
+                        await self.wait_first(callback(message), self.suspend_flow.wait())
+                    self._read_offset[tp] = message.offset
+                if batch:
+                    await self._deliver(ingest, batch)
+            finally:
+                self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _accept(self, tp: Any, message: Message) -> bool:
+        """Faust's read-offset bookkeeping: skip re-reads, record gaps (e.g. compaction)."""
+        offset = message.offset
+        last = self._read_offset[tp]
+        if last is not None and offset < last:
+            return False
+        if last and offset - last > 1 and self.app.topics.acks_enabled_for(message.topic):
+            await self._add_gap(tp, last + 1, offset)
+        commit_every = self._commit_every
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+        return True
+
+    async def _deliver(self, ingest: BatchIngest, batch: list[Message]) -> None:
+        app = self.app
+        # The same gates the conductor applies to every message: no delivery while a
+        # rebalance holds the flow, nor while the producer's buffer is over its limit.
+        await app.flow_control.acquire()
+        await app.producer.buffer.wait_until_ebb()
+        # A full queue blocks fetching (back-pressure); a rebalance abandons the batch,
+        # which is read again from the committed offsets.
+        await self.wait_first(ingest.queue.put(batch), self.suspend_flow.wait())
+
+
+class BatchTransport(faust_aiokafka.Transport):
+    """The aiokafka transport with `BatchConsumer`; producers are unchanged."""
+
+    Consumer: ClassVar[type[ConsumerT]] = BatchConsumer
+
+
+def register() -> None:
+    """Make `kafka+batch://` resolvable without relying on installed entry points."""
+    TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:BatchTransport")
+
+
+register()

@@ -1,0 +1,108 @@
+"""The batch-ingest pieces that need no broker: queue hand-over, records, selection, acking."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+import pytest
+from faust.types import TP, ConsumerMessage, Message
+
+from streams import batching
+from streams.app import faust_config
+from streams.batching import BatchConsumer, BatchIngest, BatchTransport
+from streams.codec import RawRecord
+from streams.settings import Settings
+
+
+def message(offset: int, *, topic: str = "posts", value: bytes | None = b"{}") -> Message:
+    return ConsumerMessage(
+        topic, 2, offset, 1_700_000_000.5, 0, [], b"c1", value, None, 2, 2, TP(topic, 2)
+    )
+
+
+async def test_take_joins_queued_fetches_and_splits_at_the_limit() -> None:
+    ingest = BatchIngest(frozenset({"posts"}), max_pending=4)
+    for start in (0, 3, 6):
+        await ingest.queue.put([message(o) for o in range(start, start + 3)])
+    assert [m.offset for m in await ingest.take(5)] == [0, 1, 2, 3, 4]
+    # The rest of the split fetch comes first, then whatever else is queued.
+    assert [m.offset for m in await ingest.take(100)] == [5, 6, 7, 8]
+    await ingest.queue.put([message(o) for o in range(9, 13)])
+    assert [m.offset for m in await ingest.take(3)] == [9, 10, 11]
+    assert [m.offset for m in await ingest.take(3)] == [12]
+
+
+async def test_a_full_queue_blocks_the_producer_side() -> None:
+    ingest = BatchIngest(frozenset({"posts"}), max_pending=1)
+    await ingest.queue.put([message(0)])
+    put = asyncio.ensure_future(ingest.queue.put([message(1)]))
+    await asyncio.sleep(0.01)
+    assert not put.done()
+    assert [m.offset for m in await ingest.take(1)] == [0]
+    await asyncio.wait_for(put, 1.0)
+    assert [m.offset for m in await ingest.take(1)] == [1]
+
+
+@pytest.mark.parametrize(
+    ("topics", "pending", "error"),
+    [(frozenset(), 1, "at least one topic"), (frozenset({"posts"}), 0, "max_pending")],
+)
+def test_bad_ingest_settings_are_rejected(topics: frozenset[str], pending: int, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        BatchIngest(topics, max_pending=pending)
+
+
+async def test_take_rejects_a_non_positive_limit() -> None:
+    with pytest.raises(ValueError, match="max_records"):
+        await BatchIngest(frozenset({"posts"})).take(0)
+
+
+def test_batch_url_swaps_the_scheme() -> None:
+    assert batching.batch_url("kafka://h1:9092") == "kafka+batch://h1:9092"
+    assert batching.batch_url("h2:9093") == "kafka+batch://h2:9093"
+
+
+def test_messages_become_raw_records() -> None:
+    records = batching.to_records([message(7), message(8, topic="orders", value=None)])
+    assert records == [
+        RawRecord("posts", 2, 7, b"c1", b"{}", 1_700_000_000_500),
+        RawRecord("orders", 2, 8, b"c1", b"", 1_700_000_000_500),
+    ]
+
+
+def test_batch_mode_selects_the_batch_transport_for_consuming_only() -> None:
+    config = faust_config(Settings(ingest="batch", kafka_bootstrap_servers="b1:9092,b2:9092"))
+    assert [str(u) for u in config["broker_consumer"]] == [
+        "kafka+batch://b1:9092",
+        "kafka+batch://b2:9092",
+    ]
+    assert "broker_consumer" not in faust_config(Settings(ingest="stream"))
+    app = faust.App("test-batching", **config)
+    assert isinstance(app.transport, BatchTransport)
+    assert BatchTransport.Consumer is BatchConsumer
+    assert [str(u) for u in app.conf.broker_producer] == ["kafka://b1:9092", "kafka://b2:9092"]
+
+
+async def test_stale_messages_are_dropped_and_processed_ones_acked() -> None:
+    app = faust.App("test-batching-ack", broker="kafka+batch://localhost:9092")
+    app.flow_control.resume()
+    old, new = message(1), message(2)
+    old.generation_id = app.consumer_generation_id - 1
+    new.generation_id = app.consumer_generation_id
+    kept = batching.current(app, [old, new])
+    assert kept == [new]
+
+    # What subscribing an agent to the topic does: its offsets are committed on ack.
+    app.topics.acking_topics.add("posts")
+    consumer = app.consumer
+    assert isinstance(consumer, BatchConsumer)
+    # Never started, so nothing else will close the loop of its (unstarted) client thread.
+    consumer._thread.thread_loop.close()
+    batching.track(consumer, kept)
+    assert new.tracked and new in consumer.unacked
+    batching.ack(consumer, kept)
+    assert new.acked and new not in consumer.unacked
+
+    app.flow_control.suspend()
+    assert batching.current(app, [new]) == []
