@@ -1,0 +1,60 @@
+"""Baseline (b): a Faust agent that does nothing, the framework's own ceiling.
+
+One agent reads the three source topics as raw bytes (no serializer runs) and
+drops every record, so what it costs is Faust's stream machinery alone:
+fetching, the conductor, the stream iterator, acking and committing. It uses
+the worker's own Faust settings (`streams.app.faust_config`), so the only
+difference from the pipeline is the work done per record.
+
+Run: `python -m bench.faust_noop` with the worker's environment variables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from bench.marker import FirstRecord
+from streams.app import faust_config
+from streams.settings import load_settings
+
+
+def build() -> faust.App:
+    settings = load_settings()
+    # The worker's client tuning, but none of its extension classes (Stream, Agent, ...)
+    # nor its own consumer transport (batch ingest): a baseline runs Faust's own machinery,
+    # whatever the worker plugs in.
+    config: dict[str, Any] = {
+        k: v
+        for k, v in faust_config(settings).items()
+        if not k[:1].isupper() and k != "broker_consumer"
+    }
+    config["datadir"] = "faust-data"
+    app = faust.App(settings.app_id, **config)
+    topic = app.topic(
+        *settings.source_topics,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+    first = FirstRecord()
+
+    @app.agent(topic, name="noop")
+    async def noop(stream: faust.StreamT[bytes]) -> None:
+        async for _value in stream:
+            if not first.done:
+                first.seen()
+
+    return app
+
+
+def main() -> None:
+    app = build()
+    faust.Worker(app, loglevel="warning").execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

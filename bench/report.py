@@ -1,0 +1,568 @@
+"""Turns one result JSON into `docs/benchmarks.md` (tables, targets, method) and a plot.
+
+Everything in the document is computed from the JSON of a single run, so the
+ratios compare figures taken minutes apart on the same machine. Regenerate the
+docs from a stored result with `python -m bench.report bench/results/<run>.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO_ROOT
+
+#: Hand-written findings (what was tried, what it measured), placed after the tables.
+COMMENTARY = REPO_ROOT / "bench" / "commentary.md"
+
+CONSUMER_ORDER = ("pipeline", "naive_faust", "noop_faust", "raw_aiokafka", "quix")
+SHORT = {
+    "pipeline": "full pipeline",
+    "naive_faust": "(a) naive Faust",
+    "noop_faust": "(b) do-nothing Faust",
+    "raw_aiokafka": "(c) aiokafka + orjson",
+    "quix": "(d) Quix Streams",
+}
+
+
+def _fmt(value: Any, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        text = f"{value:,.{digits}f}"
+        return f"{text}{unit}"
+    return str(value)
+
+
+def _ratio(value: float | None) -> str:
+    """2 decimals, or 3 significant digits below 0.1 (0.00187x, not 0.00x)."""
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3g}x"
+
+
+def _pipeline_runs(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["dataset"]: r for r in results.get("throughput", []) if r["consumer"] == "pipeline"}
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and pass/fail (None: not measured)."""
+    out: list[dict[str, Any]] = []
+    ratios = results.get("ratios") or {}
+
+    variants = {key.split("/")[0] for r in ratios.values() for key in r} - {"pipeline"}
+    workers = ["pipeline", *sorted(variants)]
+
+    def ratio_target(
+        worker: str, base: str, minimum: float, text: str, key: str = "events_per_s"
+    ) -> None:
+        pair = f"{worker}/{base}"
+        values = {
+            label: r[pair][key] for label, r in ratios.items() if pair in r and key in r[pair]
+        }
+        if worker != "pipeline" and not values:
+            return
+        worst = min(values.values()) if values else None
+        out.append(
+            {
+                "target": text if worker == "pipeline" else f"{text} [{worker}]",
+                "measured": ", ".join(f"{lb}: {_ratio(v)}" for lb, v in values.items()) or None,
+                "pass": None if worst is None else worst >= minimum,
+            }
+        )
+
+    for worker in workers:
+        ratio_target(worker, "naive_faust", 5.0, "pipeline >= 5x naive Faust (events/s)")
+        ratio_target(worker, "noop_faust", 0.7, "pipeline >= 0.7x do-nothing Faust (events/s)")
+        ratio_target(
+            worker,
+            "quix",
+            1.0,
+            "pipeline beats Quix Streams per core (events/CPU-s)",
+            "events_per_cpu_s",
+        )
+    fresh = results.get("freshness") or {}
+    p99 = fresh.get("p99_ms")
+    out.append(
+        {
+            "target": "freshness p99 < 500 ms at half load",
+            "measured": None if p99 is None else f"{p99:.0f} ms",
+            "pass": None if p99 is None else p99 < 500,
+        }
+    )
+    reads = results.get("reads") or {}
+    board = (reads.get("redis_py") or {}).get("leaderboard_top10") or {}
+    c_board = (reads.get("c_client") or {}).get("leaderboard_top10") or {}
+    rp99 = board.get("p99_us")
+    measured = None
+    if rp99 is not None:
+        measured = f"{rp99 / 1000:.2f} ms (redis-py)"
+        if c_board.get("p99_us") is not None:
+            measured += f", {c_board['p99_us'] / 1000:.2f} ms (C client)"
+    out.append(
+        {
+            "target": "leaderboard top-10 read p99 < 2 ms",
+            "measured": measured,
+            "pass": None if rp99 is None else rp99 < 2000,
+        }
+    )
+    rec = results.get("recovery") or {}
+    secs = rec.get("serving_again_from_kill_s")
+    same = rec.get("identical_to_undisturbed")
+    out.append(
+        {
+            "target": "recovery < 10 s after kill -9 (largest dataset)",
+            "measured": None if secs is None else f"{secs:.1f} s from the kill",
+            "pass": None if secs is None else secs < 10,
+        }
+    )
+    out.append(
+        {
+            "target": "scores after recovery identical to an undisturbed run",
+            "measured": None
+            if same is None
+            else (
+                f"{rec.get('creators_differing')} of {rec.get('creators_compared')} creators differ"
+            ),
+            "pass": same,
+        }
+    )
+    states = {
+        label: run["state"]
+        for label, run in _pipeline_runs(results).items()
+        if (run.get("state") or {}).get("available")
+    }
+    means = [st["bytes_per_creator_mean"] for st in states.values()]
+    out.append(
+        {
+            "target": "state < 2 KB per creator (mean, every dataset)",
+            "measured": "; ".join(
+                f"{label}: {st['bytes_per_creator_mean']:,.0f} B mean, "
+                f"{st['bytes_per_creator_p99']:,.0f} B p99"
+                for label, st in states.items()
+            )
+            or None,
+            "pass": max(means) < 2048 if means else None,
+        }
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _throughput_table(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    ratios = results.get("ratios") or {}
+    by_ds: dict[str, list[dict[str, Any]]] = {}
+    for r in results.get("throughput", []):
+        by_ds.setdefault(r["dataset"], []).append(r)
+    datasets = {d["label"]: d for d in results.get("datasets", [])}
+    for label, runs in by_ds.items():
+        ds = datasets.get(label, {})
+        lines.append(
+            f"### {ds.get('events', 0):,} events, {ds.get('creators', 0):,} creators "
+            f"({ds.get('distinct_keys', 0):,} distinct keys)"
+        )
+        lines.append("")
+        lines.append(
+            "| consumer | events/s | events/CPU-s | pipeline / this (events/s) "
+            "| pipeline / this (per CPU-s) | s from start | group join s | peak RSS MB | note |"
+        )
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        runs.sort(
+            key=lambda r: (
+                CONSUMER_ORDER.index(r["consumer"]) if r["consumer"] in CONSUMER_ORDER else 0.5
+            )
+        )
+        for r in runs:
+            name = r["consumer"]
+            ratio = (ratios.get(label) or {}).get(f"pipeline/{name}") or {}
+            note = "" if r.get("completed") else (r.get("note") or "incomplete")
+            lines.append(
+                f"| {SHORT.get(name, 'pipeline variant ' + name)} | {_fmt(r.get('events_per_s'))} "
+                f"| {_fmt(r.get('events_per_cpu_s'))} "
+                f"| {_ratio(ratio.get('events_per_s')) if ratio else '-'} "
+                f"| {_ratio(ratio.get('events_per_cpu_s')) if ratio else '-'} "
+                f"| {_fmt(r.get('wall_s_from_start'), 1)} | {_fmt(r.get('join_s'), 1)} "
+                f"| {_fmt(r.get('peak_rss_mb'))} | {note} |"
+            )
+        lines.append("")
+        for key, value in (ratios.get(label) or {}).items():
+            per_cpu = value.get("events_per_cpu_s")
+            extra = f" (per CPU-s: {_ratio(per_cpu)})" if per_cpu is not None else ""
+            lines.append(f"- {key.replace('/', ' / ')} = {_ratio(value['events_per_s'])}{extra}")
+        for r in runs:
+            wm = r.get("worker_metrics") or {}
+            if wm:
+                lines.append(
+                    f"- {r['consumer']} did all its work: "
+                    f"{wm.get('creator_scores_events_scored_total', 0):,.0f} events scored, "
+                    f"{wm.get('creator_scores_dead_letters_total', 0):,.0f} dead letters, "
+                    f"{wm.get('creator_scores_events_rerouted_total', 0):,.0f} re-keyed, "
+                    f"{wm.get('creator_scores_score_changes_total', 0):,.0f} score changes "
+                    f"produced, {wm.get('creator_scores_creators_in_state', 0):,.0f} creators in "
+                    f"state, mean batch {_mean_batch(wm)} records; Redis showed the newest "
+                    f"event time for {r.get('redis_sample_ok')} sampled creators."
+                )
+        lines.append("")
+    return lines
+
+
+def _error_line(text: str) -> str:
+    """First line of an error, plus its last line when that names the exception."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "(no message)"
+    if len(lines) > 1 and lines[0] != lines[-1]:
+        return f"{lines[0]} ... `{lines[-1]}`"
+    return lines[0]
+
+
+def _mean_batch(wm: dict[str, Any]) -> str:
+    count = wm.get("creator_scores_batch_size_count") or 0
+    return f"{wm.get('creator_scores_batch_size_sum', 0) / count:,.0f}" if count else "n/a"
+
+
+def _freshness(results: dict[str, Any]) -> list[str]:
+    f = results.get("freshness")
+    if not f:
+        return ["Not measured in this run.", ""]
+    return [
+        f"Steady load of {_fmt(f.get('rate_achieved'))} events/s ({f.get('rate_basis')}) over "
+        f"{_fmt(f.get('creators'))} creators for {_fmt(f.get('seconds'))} s; "
+        f"{_fmt(f.get('measured_events'))} events of {_fmt(f.get('sampled_creators'))} sampled "
+        f"creators measured after a {f.get('warmup_s')} s warm-up.",
+        "",
+        "| p50 | p95 | p99 | max | worker's own arrival-to-Redis mean |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {_fmt(f.get('p50_ms'), 0, ' ms')} | {_fmt(f.get('p95_ms'), 0, ' ms')} "
+        f"| {_fmt(f.get('p99_ms'), 0, ' ms')} | {_fmt(f.get('max_ms'), 0, ' ms')} "
+        f"| {_fmt(f.get('worker_arrival_to_redis_mean_ms'), 0, ' ms')} |",
+        "",
+    ]
+
+
+def _reads(results: dict[str, Any]) -> list[str]:
+    r = results.get("reads")
+    if not r:
+        return ["Not measured in this run.", ""]
+    lines = [
+        f"`{r['board']}` with {r['board_members']:,} members, one connection, one command at "
+        "a time.",
+        "",
+        "| read | client | p50 | p99 | max |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for kind, text in (
+        ("leaderboard_top10", "top-10 leaderboard (ZREVRANGE WITHSCORES)"),
+        ("creator_hash", "creator hash (HGETALL)"),
+    ):
+        py = r["redis_py"][kind]
+        lines.append(
+            f"| {text} | redis-py | {py['p50_us']:.0f} us | {py['p99_us']:.0f} us "
+            f"| {py['max_us']:.0f} us |"
+        )
+        c = r.get("c_client") or {}
+        if c.get("available"):
+            cc = c[kind]
+            lines.append(
+                f"| {text} | {c['tool']} | {cc['p50_us']:.0f} us | {cc['p99_us']:.0f} us "
+                f"| {cc['max_us']:.0f} us |"
+            )
+        else:
+            lines.append(f"| {text} | C client | {c.get('reason', 'not available')} | | |")
+    lines += ["", f"C client: {r.get('benchmark_tool')}.", ""]
+    return lines
+
+
+def _recovery(results: dict[str, Any]) -> list[str]:
+    r = results.get("recovery")
+    if not r:
+        return ["Not measured in this run.", ""]
+    boards = ", ".join(r.get("boards_differing") or []) or "none"
+    return [
+        "| what | value |",
+        "|---|---:|",
+        f"| events consumed by worker A when killed | {_fmt(r.get('a_consumed_at_kill'))} |",
+        f"| creators A held when killed | {_fmt(r.get('a_creators_held_at_kill'))} |",
+        f"| events A had committed | {_fmt(r.get('a_committed_at_kill'))} |",
+        f"| changelog records B had to replay | {_fmt(r.get('changelog_records_to_replay'))} |",
+        f"| B ready (/readyz) after its start | {_fmt(r.get('b_ready_from_start_s'), 1, ' s')} |",
+        f"| B serves scores again, from the kill | "
+        f"{_fmt(r.get('serving_again_from_kill_s'), 1, ' s')} |",
+        f"| B serves scores again, from its start | "
+        f"{_fmt(r.get('serving_again_from_b_start_s'), 1, ' s')} |",
+        f"| duplicates B recognised (replayed events) | {_fmt(r.get('b_duplicates_seen'))} |",
+        f"| creators compared with the undisturbed run | {_fmt(r.get('creators_compared'))} |",
+        f"| creators whose hash differs | {_fmt(r.get('creators_differing'))} |",
+        f"| global leaderboards that differ | {boards} |",
+        "",
+    ]
+
+
+def _state(results: dict[str, Any]) -> list[str]:
+    s = results.get("state_size")
+    if not s:
+        return ["Not measured in this run.", ""]
+    lines = [
+        "| dataset | creators in state | bytes/creator mean | p99 | max | model state bytes mean "
+        "| changelog records/creator | RSS at first record MB | RSS at end MB "
+        "| RSS MB per 100k creators |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, d in s.get("per_dataset", {}).items():
+        c = d.get("changelog") or {}
+        m = d.get("memory") or {}
+        lines.append(
+            f"| {label} | {_fmt(c.get('creators'))} | {_fmt(c.get('bytes_per_creator_mean'))} "
+            f"| {_fmt(c.get('bytes_per_creator_p99'))} | {_fmt(c.get('bytes_per_creator_max'))} "
+            f"| {_fmt(c.get('model_state_bytes_mean'))} "
+            f"| {_fmt(c.get('changelog_records_per_creator'), 2)} "
+            f"| {_fmt(m.get('rss_at_first_record_mb'))} | {_fmt(m.get('end_rss_mb'))} "
+            f"| {_fmt(m.get('rss_mb_per_100k_creators'))} |"
+        )
+    slope = s.get("rss_mb_per_100k_creators_between_datasets")
+    lines.append("")
+    if slope is not None:
+        lines.append(
+            f"Between the two datasets the worker's end RSS grows by {slope:,.0f} MB per 100 k "
+            "creators held."
+        )
+        lines.append("")
+    return lines
+
+
+METHOD = """\
+## Running
+
+- `make bench` (not part of `make test`): installs the `bench` extra
+  (quixstreams, matplotlib), starts the stack if needed, runs
+  `python -m bench.run` with the issue's sizes and rewrites this page and its
+  plot. `tests/integration/test_bench_smoke.py` runs `python -m bench.run
+  --smoke` (5,000 events, 200 creators, every scenario and baseline; baselines
+  side by side) and checks the JSON.
+- Smaller runs while developing: `python -m bench.run --events 200000
+  --creators 10000`; one part only: `--only pipeline quix` (consumers) or
+  `--only freshness` (scenarios). `--variant NAME:ENV=VALUE,...` runs the worker
+  a second time with those environment overrides (another batching mode, the
+  Faust bypass) and reports its ratios beside the default pipeline's.
+- `python -m bench.report bench/results/<run>.json` rewrites this page from a
+  stored result; hand-written findings live in `bench/commentary.md`.
+
+## Method
+
+- **Input.** One dataset per creator count, produced once by the simulator
+  (`streams.simulate.generate_events`, seed 42: posts with engagement
+  re-snapshots, tags, orders with cancellations and refunds, 0.5 % malformed,
+  1 % keyed by something other than the creator id, a few exact re-deliveries)
+  into three fresh topics with aiokafka's batch API. Every consumer reads the
+  same topics with its own consumer group from the earliest offset.
+- **Consumers** are subprocesses started the same way: the worker
+  (`creator-scores worker`), (a) `bench/faust_naive.py`, (b)
+  `bench/faust_noop.py`, (c) `bench/raw_aiokafka.py`, (d) `bench/quix_peer.py`.
+  The Faust baselines use the worker's own Faust settings
+  (`streams.app.faust_config`). Every consumer commits every second (Faust via
+  `BROKER_COMMIT_INTERVAL`, Quix via `commit_interval`, the raw loop itself) so
+  that "done" has the same grain for all.
+- **Done** = the group's committed offsets equal the end offsets of every source
+  partition (asked of the broker every 100 ms). For the worker also: its
+  repartition topic is caught up and, for 200 sampled creators, the creator
+  hash's `event_time` equals the newest valid event time the harness computed
+  with `scoring.validate` while producing.
+- **Throughput** = events / (done - first record). First record: the
+  baselines write a marker file; for the worker it is when
+  `creator_scores_events_consumed_total` first moves, minus the first batch's
+  processing time and the batch window (so never later than the true first
+  record). The time from process start (imports, group join) is shown beside it.
+  A baseline still running after the baseline budget is stopped, and its rate is
+  its committed events over the time since its first record (noted in the
+  table).
+- **events/CPU-s** = events / CPU seconds (user + system, all threads, from
+  /proc) the consumer process spent between its first record and "done":
+  throughput per core while processing, imports and start-up left out (the
+  worker's CPU clock is stepped back by the same conservative amount as its
+  first-record time). This is what "beat Quix Streams per core" compares, and
+  it is steadier than events/s on shared cores, where Kafka, Redis and other
+  work compete for the same two CPUs.
+- **Freshness**: see the docstring of `bench/freshness.py`; event time = the
+  wall clock at produce, strictly increasing per creator, so the creator hash's
+  `event_time` shows exactly when an event is reflected; Redis is polled every
+  5 ms for sampled creators with outstanding events.
+- **Reads**: redis-py, one connection, one command at a time, random creators
+  for the hash read; the C client is `redis-benchmark -c 1 --csv` with the same
+  commands (one fixed creator for the hash).
+- **Recovery**: worker A is killed with SIGKILL at half the large dataset,
+  worker B starts at once with the same app id; "serving again" is B's first
+  Redis write. B runs to the end and its output is compared with the
+  undisturbed throughput run (every creator hash except `updated_at`, and the
+  eight global leaderboards).
+- **State size**: the newest changelog record per creator after the throughput
+  run (key + value bytes); the model's own `CreatorState.to_bytes()` part
+  shown separately. RSS from /proc at the first record and at the end.
+"""
+
+
+def render_markdown(results: dict[str, Any], json_path: Path, png_name: str | None) -> str:
+    m = results.get("machine", {})
+    cfg = results.get("config", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `python -m bench.run` (`make bench`) from "
+        f"`{_rel(json_path)}`; run `{results.get('run_id')}` started "
+        f"{results.get('started_at')}, took {_fmt(results.get('duration_s'), 0)} s.",
+        "",
+        f"**Machine:** {m.get('cpu_model')}, {m.get('nproc')} CPUs (nproc), "
+        f"{m.get('memory_gib')} GiB RAM, Linux {m.get('kernel')}, Python {m.get('python')}; "
+        + ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items())
+        + ". Kafka (Apache Kafka 3.9.1, KRaft, one broker) and Redis run on the same machine.",
+        "",
+        f"**Sizes:** {_fmt(cfg.get('events'))} events per dataset; creator counts "
+        f"{', '.join(f'{c:,}' for c in cfg.get('creators', []))}; {cfg.get('partitions')} "
+        f"partitions; commit interval {cfg.get('commit_interval_s')} s; baseline budget "
+        f"{_fmt(cfg.get('baseline_seconds'))} s.",
+        "",
+        "The machine has two shared, noisy cores: read absolute figures as orders of "
+        "magnitude and the ratios (taken minutes apart in one run) as the result.",
+        "",
+        f"![throughput and latency]({png_name})" if png_name else "(no plot: no matplotlib)",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    # Re-evaluated from the figures, so a stored result renders with today's target rules.
+    for t in evaluate_targets(results):
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["pass"]]
+        lines.append(f"| {t['target']} | {t['measured'] or 'n/a'} | {met} |")
+    lines += ["", "## 1. Throughput", ""]
+    lines += _throughput_table(results)
+    lines += ["## 2. Freshness", ""]
+    lines += _freshness(results)
+    lines += ["## 3. Reads", ""]
+    lines += _reads(results)
+    lines += ["## 4. Recovery", ""]
+    lines += _recovery(results)
+    lines += ["## 5. State size", ""]
+    lines += _state(results)
+    errors = results.get("errors") or []
+    if errors:
+        lines += ["## Errors in this run", ""]
+        lines += [f"- {e['scenario']}: {_error_line(e['error'])}" for e in errors]
+        lines.append("")
+    commentary = COMMENTARY.read_text() if COMMENTARY.exists() else ""
+    if commentary.strip():
+        lines += [commentary.strip(), ""]
+    lines.append(METHOD)
+    return "\n".join(lines)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def render_plot(results: dict[str, Any], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    runs = results.get("throughput", [])
+    labels = [d["label"] for d in results.get("datasets", [])]
+    names = [n for n in CONSUMER_ORDER if any(r["consumer"] == n for r in runs)]
+    names += sorted({r["consumer"] for r in runs} - set(names))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        values = []
+        for label in labels:
+            match = [r for r in runs if r["consumer"] == name and r["dataset"] == label]
+            rate = match[0].get("events_per_s") if match else None
+            values.append(float(rate) if rate else float("nan"))
+        xs = [j + i * width for j in range(len(labels))]
+        left.bar(xs, values, width, label=SHORT.get(name, name))
+    left.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(labels))])
+    creators = {d["label"]: d["creators"] for d in results.get("datasets", [])}
+    left.set_xticklabels([f"{creators.get(lb, 0):,} creators" for lb in labels])
+    left.set_yscale("log")
+    left.set_ylabel("events/s (log)")
+    left.set_title("Throughput, 1 process each")
+    left.legend(fontsize=8)
+
+    bars: list[tuple[str, float]] = []
+    fresh = results.get("freshness") or {}
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        if fresh.get(key) is not None:
+            bars.append((f"freshness {key[:3]}", float(fresh[key])))
+    reads = results.get("reads") or {}
+    for client, block in (("redis-py", reads.get("redis_py")), ("C", reads.get("c_client"))):
+        if not block or block.get("available") is False:
+            continue
+        for kind, short in (("leaderboard_top10", "top-10"), ("creator_hash", "hash")):
+            stats = block.get(kind) or {}
+            for pct in ("p50", "p99"):
+                if stats.get(f"{pct}_us") is not None:
+                    bars.append((f"{short} {pct}\n{client}", stats[f"{pct}_us"] / 1000))
+    if bars:
+        right.bar(range(len(bars)), [v for _, v in bars], color="tab:orange")
+        right.set_xticks(range(len(bars)))
+        right.set_xticklabels([b for b, _ in bars], fontsize=7, rotation=45, ha="right")
+        right.set_yscale("log")
+        right.axhline(500, color="tab:red", linestyle="--", linewidth=0.8)
+        right.axhline(2, color="tab:red", linestyle=":", linewidth=0.8)
+    else:
+        right.text(0.5, 0.5, "not measured in this run", ha="center", transform=right.transAxes)
+    right.set_ylabel("ms (log); dashed 500 ms, dotted 2 ms targets")
+    right.set_title("Latency: produce-to-Redis freshness and reads")
+    fig.suptitle(f"creator-scores benchmarks, run {results.get('run_id')}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def write_docs(
+    results: dict[str, Any], json_path: Path, docs: Path | None = None
+) -> tuple[Path, Path | None]:
+    folder = docs or REPO_ROOT / "docs"
+    folder.mkdir(parents=True, exist_ok=True)
+    png: Path | None = folder / "benchmarks.png"
+    md = folder / "benchmarks.md"
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        png = None
+    if png is not None:
+        render_plot(results, png)
+    md.write_text(render_markdown(results, json_path, png.name if png else None))
+    return md, png
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report", description="Rewrite benchmarks.md/.png from a result."
+    )
+    parser.add_argument("results", type=Path, help="a bench/results/<run>.json")
+    parser.add_argument("--docs-dir", type=Path, help="default: docs/")
+    args = parser.parse_args(argv)
+    path: Path = args.results
+    results = json.loads(path.read_text())
+    md, png = write_docs(results, path, args.docs_dir)
+    print(f"wrote {md}" + (f" and {png}" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
