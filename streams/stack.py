@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 POM = REPO_ROOT / "deploy" / "local-kafka" / "pom.xml"
 KAFKA_START_TIMEOUT_S = 90.0
 REDIS_START_TIMEOUT_S = 15.0
+COORDINATOR_TIMEOUT_S = 60.0
 
 
 class StackError(RuntimeError):
@@ -354,6 +355,9 @@ class LocalStack:
         created = asyncio.run(ensure_topics(self.settings))
         if created:
             self.log(f"topics created: {', '.join(created)}")
+        waited = _wait_group_coordinator(self.settings.kafka_bootstrap_servers)
+        if waited > 1.0:
+            self.log(f"kafka: group coordinator ready after {waited:.1f}s")
         return statuses
 
     def status(self) -> list[ServiceStatus]:
@@ -400,6 +404,40 @@ def _redis_ping(port: int) -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def _wait_group_coordinator(bootstrap: str, timeout: float = COORDINATOR_TIMEOUT_S) -> float:
+    """Block until the broker can coordinate consumer groups; return the seconds waited.
+
+    A freshly formatted broker answers metadata requests before its
+    `__consumer_offsets` topic exists: the first FindCoordinator creates it, and
+    until its partitions have leaders every group join or offset fetch fails with
+    GROUP_COORDINATOR_NOT_AVAILABLE. A stack that is "up" must be usable, so `up`
+    waits for this too.
+    """
+
+    async def wait() -> float:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        started = time.monotonic()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        await admin.start()
+        try:
+            while True:
+                try:
+                    await admin.find_coordinator("creator-scores-stack-probe")
+                    return time.monotonic() - started
+                except Exception as exc:
+                    if time.monotonic() - started > timeout:
+                        raise StackError(
+                            f"kafka: no group coordinator after {timeout:.0f}s ({exc!r})"
+                        ) from exc
+                    await asyncio.sleep(0.25)
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    return asyncio.run(wait())
 
 
 def _metadata_ok(bootstrap: str) -> bool:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -22,10 +23,12 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
 from streams.app import worker_topic_specs
@@ -48,6 +51,7 @@ class WorkerEnv:
     env: dict[str, str]
     workdir: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    named: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str = "worker", **overrides: str) -> subprocess.Popen[bytes]:
         with (self.workdir / f"{name}.log").open("ab") as log:
@@ -61,6 +65,7 @@ class WorkerEnv:
                 start_new_session=True,
             )
         self.processes.append(proc)
+        self.named[name] = proc
         return proc
 
     def log_text(self, name: str = "worker") -> str:
@@ -104,7 +109,37 @@ class WorkerEnv:
     async def wait_caught_up(
         self, topics: Sequence[str], proc: subprocess.Popen[bytes], timeout: float = 60.0
     ) -> None:
-        await wait_caught_up(self.settings, topics, proc, timeout)
+        try:
+            await wait_caught_up(self.settings, topics, proc, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await self.worker_report(proc)}") from None
+
+    async def worker_report(self, proc: subprocess.Popen[bytes]) -> str:
+        """What a stuck worker says about itself: readiness and its pipeline counters."""
+        name = next((n for n, p in self.named.items() if p is proc), "worker")
+        found = re.findall(r"observability endpoint on [^:]+:(\d+)", self.log_text(name))
+        if not found:
+            return f"{name}: no observability endpoint in its log"
+        base = f"http://127.0.0.1:{found[-1]}"
+        lines = [f"{name} at {base}:"]
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+                async with http.get(base + "/readyz") as resp:
+                    lines.append(f"  /readyz {resp.status} {(await resp.text()).strip()[:300]}")
+                async with http.get(base + "/metrics") as resp:
+                    text = await resp.text()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return f"{name}: endpoint did not answer ({exc!r})"
+        wanted = (
+            "creator_scores_events_", "creator_scores_batch_size_count",
+            "creator_scores_rebalances", "creator_scores_table_recovery",
+            "creator_scores_last_redis",
+        )  # fmt: skip
+        lines += [
+            f"  {ln}" for ln in text.splitlines()
+            if ln.startswith(wanted) and not ln.endswith(" 0.0")
+        ][:40]  # fmt: skip
+        return "\n".join(lines)
 
     async def dump(self) -> dict[str, object]:
         return await dump_prefix(self.settings, self.settings.redis_prefix)
@@ -165,9 +200,11 @@ async def worker_env(
     try:
         yield harness
     finally:
-        # Shown by pytest only when the test failed: the end of every worker's log.
+        # Shown by pytest only when the test failed: the end of every worker's log, without
+        # the rows of Faust's ASCII tables, which would push the telling lines out.
         for log in sorted(tmp_path.glob("*.log")):
-            tail = log.read_text(errors="replace").splitlines()[-80:]
+            lines = log.read_text(errors="replace").splitlines()
+            tail = [ln for ln in lines if not ln.startswith(("|", "+", "│"))][-60:]
             print(f"----- {log.name} (last {len(tail)} lines)", *tail, sep="\n")
         for proc in harness.processes:
             if proc.poll() is None:
@@ -253,8 +290,15 @@ async def wait_caught_up(
         deadline = time.monotonic() + timeout
         while True:
             assert proc.poll() is None, f"worker exited with {proc.returncode}"
-            ends = await consumer.end_offsets(parts)
-            committed = await admin.list_consumer_group_offsets(settings.app_id)
+            try:
+                ends = await consumer.end_offsets(parts)
+                committed = await admin.list_consumer_group_offsets(settings.app_id)
+            except KafkaError as exc:
+                # A broker moving a coordinator or leader answers with a retriable error.
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.25)
+                continue
             behind = {
                 tp: ends[tp] - (committed[tp].offset if tp in committed else 0)
                 for tp in parts
