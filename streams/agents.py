@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Exit status when the pipeline fails in a way it cannot retry (see `_run_batch`).
 EXIT_PIPELINE_FAILED = 70
+#: How long a batch may wait for its changelog records to leave Faust's buffer.
+CHANGELOG_FLUSH_TIMEOUT_S = 60.0
 
 
 def load_scoring_params(settings: Settings) -> Params:
@@ -76,8 +78,33 @@ def to_records(events: Iterable[faust.types.EventT[Any]]) -> list[RawRecord]:
     return out
 
 
-async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord]) -> None:
-    """Run one batch to the end even when the agent is being stopped.
+async def flush_changelog(app: faust.App) -> None:
+    """Hand every buffered changelog record to Kafka and wait until the broker has them.
+
+    Table writes only enter Faust's producer buffer. Before committing offsets Faust
+    flushes that buffer, but `ProducerBuffer.flush` gives up when no record leaves it
+    within 0.1 s, so under load a commit can overtake state changes still buffered: a
+    worker killed then has committed offsets whose state changes never reached the
+    changelog, and the worker that takes over recovers a state missing those events and
+    never reprocesses them. Draining the buffer to empty before a batch is acknowledged
+    closes that window.
+    """
+    producer = app.producer
+    deadline = asyncio.get_running_loop().time() + CHANGELOG_FLUSH_TIMEOUT_S
+    while producer.buffer.size:
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(
+                f"{producer.buffer.size} changelog records still buffered after "
+                f"{CHANGELOG_FLUSH_TIMEOUT_S:.0f}s"
+            )
+        await producer.buffer.flush()
+    await producer.flush()
+
+
+async def _run_batch(
+    pipeline: Pipeline, records: Sequence[RawRecord], app: faust.App | None = None
+) -> None:
+    """Run one batch to the end (changelog writes included) even when the agent is being stopped.
 
     Faust acknowledges the batch's records as soon as the agent moves on, whether it
     finished or was cancelled; so a shutdown waits for the batch instead of abandoning it
@@ -85,7 +112,13 @@ async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord]) -> None:
     anything is acknowledged: a restart then reprocesses the batch, which is safe, whereas
     carrying on would commit offsets for events that never reached Redis.
     """
-    task = asyncio.ensure_future(pipeline.process(records))
+
+    async def run() -> None:
+        await pipeline.process(records)
+        if app is not None:
+            await flush_changelog(app)
+
+    task = asyncio.ensure_future(run())
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -116,7 +149,7 @@ async def _drain_ingest(
         if not messages:
             continue
         batching.track(consumer, messages)
-        await _run_batch(pipeline, batching.to_records(messages))
+        await _run_batch(pipeline, batching.to_records(messages), app)
         batching.ack(consumer, messages)
 
 
@@ -156,7 +189,7 @@ def install_pipeline(
             # offset, key and timestamp, which only the events carry.
             batches = cast("Stream[bytes]", stream).take_events(batch_size, within)
             async for events in batches:
-                await _run_batch(pipeline, to_records(events))
+                await _run_batch(pipeline, to_records(events), app)
         finally:
             await producer.stop()
             await redis.aclose()
