@@ -171,6 +171,8 @@ class OffsetWatcher:
         self.group = group
         self.targets = dict(targets)
         self.total = sum(self.targets.values())
+        #: partitions still short of their target at the last ask ("topic[p] committed/end")
+        self.behind: list[str] = []
         self._admin: AIOKafkaAdminClient | None = None
 
     async def __aenter__(self) -> OffsetWatcher:
@@ -193,10 +195,14 @@ class OffsetWatcher:
             # The coordinator may be moving while the group forms: ask again next poll.
             return -1
         done = 0
+        behind: list[str] = []
         for tp in self.targets:
             meta = offsets.get(tp)
-            if meta is not None and meta.offset is not None and meta.offset > 0:
-                done += min(meta.offset, self.targets[tp])
+            at = meta.offset if meta is not None and meta.offset is not None else 0
+            done += min(max(at, 0), self.targets[tp])
+            if at < self.targets[tp]:
+                behind.append(f"{tp.topic}[{tp.partition}] {max(at, 0)}/{self.targets[tp]}")
+        self.behind = behind
         return done
 
 

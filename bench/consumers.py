@@ -156,6 +156,22 @@ class Metrics:
                 out[sample.name] = out.get(sample.name, 0.0) + float(sample.value)
         return out
 
+    async def consumed_by_topic(self) -> dict[str, float]:
+        """The worker's consumed-records counter per source topic (for diagnostics)."""
+        assert self._session is not None
+        try:
+            async with self._session.get(self.url + "/metrics") as resp:
+                text = await resp.text()
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return {}
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "creator_scores_events_consumed_total":
+                    topic = sample.labels.get("topic", "")
+                    out[topic] = out.get(topic, 0.0) + float(sample.value)
+        return out
+
     async def ready(self) -> bool:
         assert self._session is not None
         try:
@@ -343,6 +359,7 @@ async def _wait_done(
         rekeyed = [TopicPartition(f"{run.app_id}-rekeyed", p) for p in range(ctx.partitions)]
     next_sample = 0.0
     redis_ok = 0
+    rekeyed_ok = False
     while True:
         run.proc.check_alive()
         now = time.time()
@@ -358,7 +375,8 @@ async def _wait_done(
                 done_at = committed_at
                 break
             # The worker re-keys mis-keyed records through its own topic; they count too.
-            if await _rekeyed_caught_up(ctx, run.app_id, rekeyed):
+            rekeyed_ok = await _rekeyed_caught_up(ctx, run.app_id, rekeyed)
+            if rekeyed_ok:
                 redis_ok = await redis_reflects(redis, run.prefix, dataset.expected_watermarks)
                 if redis_ok == len(dataset.expected_watermarks):
                     done_at = time.time()
@@ -385,6 +403,18 @@ async def _wait_done(
             f"stopped after {end - started:.0f} s with {committed:,}/{total:,} events "
             "committed; rate from committed events"
         )
+        if offsets.behind:
+            out["note"] += "; behind: " + ", ".join(offsets.behind[:8])
+        if run.spec.is_worker:
+            # Did the worker read the records it has not committed? (Diagnoses a stall.)
+            consumed = await metrics.consumed_by_topic()
+            if consumed:
+                out["consumed_by_topic_at_stop"] = consumed
+        if run.spec.is_worker and committed_at is not None:
+            out["note"] += (
+                f"; repartition topic {'caught up' if rekeyed_ok else 'NOT caught up'}, "
+                f"Redis showed {redis_ok}/{len(dataset.expected_watermarks)} sampled creators"
+            )
     done_events = total if done_at is not None else max(0, committed)
     if first is not None and end > first:
         out["wall_s_from_first_record"] = round(end - first, 3)

@@ -121,7 +121,11 @@ async def run_recovery(
                 scraped.get("creator_scores_events_duplicate_total", 0.0)
             )
         if not done["completed"]:
-            raise BenchError("recovery: worker B did not finish the dataset")
+            by_topic = done.get("consumed_by_topic_at_stop")
+            raise BenchError(
+                f"recovery: worker B did not finish the dataset: {done.get('note')}"
+                + (f"; B consumed per topic: {by_topic}" if by_topic else "")
+            )
         if undisturbed_prefix is None:
             result["comparison"] = "not available: no undisturbed pipeline run to compare with"
         else:
@@ -169,6 +173,7 @@ async def compare_outputs(redis: Redis, expected: str, actual: str) -> dict[str,
         members.update(m.decode() for m, _ in b)
     creators = sorted(members)
     differing: list[str] = []
+    details: dict[str, dict[str, dict[str, str]]] = {}
     missing = 0
     chunk = 2000
     for i in range(0, len(creators), chunk):
@@ -189,11 +194,21 @@ async def compare_outputs(redis: Redis, expected: str, actual: str) -> dict[str,
                 got.pop(key, None)
             if want != got:
                 differing.append(cid)
+                if len(details) < 5:
+                    details[cid] = {
+                        f.decode(): {
+                            "undisturbed": (want.get(f) or b"").decode()[:200],
+                            "recovered": (got.get(f) or b"").decode()[:200],
+                        }
+                        for f in sorted(set(want) | set(got))
+                        if want.get(f) != got.get(f)
+                    }
     return {
         "creators_compared": len(creators),
         "creators_differing": len(differing),
         "creators_missing_on_one_side": missing,
         "differing_examples": differing[:5],
+        "differing_fields": details,
         "boards_differing": boards_differing,
         "identical_to_undisturbed": not differing and not boards_differing,
     }

@@ -303,7 +303,25 @@ def _recovery(results: dict[str, Any]) -> list[str]:
         f"| creators whose hash differs | {_fmt(r.get('creators_differing'))} |",
         f"| global leaderboards that differ | {boards} |",
         "",
+        *_differences(r),
     ]
+
+
+def _differences(r: dict[str, Any]) -> list[str]:
+    """The first creators whose recovered hash differs, field by field (explain left out)."""
+    details = r.get("differing_fields") or {}
+    if not details:
+        return []
+    lines = ["Examples (undisturbed -> after recovery):", ""]
+    for cid, fields in details.items():
+        parts = [
+            f"{name} {pair['undisturbed']} -> {pair['recovered']}"
+            for name, pair in fields.items()
+            if name != "explain"
+        ]
+        lines.append(f"- `{cid}`: " + (", ".join(parts) or "explanation text only"))
+    lines.append("")
+    return lines
 
 
 def _state(results: dict[str, Any]) -> list[str]:

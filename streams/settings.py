@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     # Stream processing.
     batch_size: int = 5000
     batch_within_s: float = 0.25
-    # stream: Faust's per-message path; batch: whole fetches handed over (streams.batching).
-    ingest: Literal["stream", "batch"] = "stream"
+    # batch: whole fetches handed over (streams.batching); stream: Faust's per-message path.
+    ingest: Literal["stream", "batch"] = "batch"
     change_threshold: float = 1.0
     future_margin_s: int = 300
     scoring_params_file: Path | None = None
