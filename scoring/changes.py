@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from scoring.scores import COMPONENT_LABELS, SCORE_LABELS, SCORE_NAMES, Explanation, ScoreCard
+from scoring.scores import (
+    COMPONENT_LABELS,
+    SCORE_LABELS,
+    SCORE_NAMES,
+    Explanation,
+    ScoreCard,
+    explanation_summary,
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ def diff_scores(old: ScoreCard | None, new: ScoreCard, threshold: float) -> Scor
         changed: tuple[str, ...] = SCORE_NAMES
         old_values = None if old is None else old.values()
         for name in SCORE_NAMES:
-            reasons[name] = new.explanations[name].summary if name in new.explanations else ""
+            reasons[name] = explanation_summary(new.explanations, name)
         if old is not None:
             reasons["model_version"] = (
                 f"Scored with model {new.model_version} (was {old.model_version})."

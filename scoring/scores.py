@@ -157,7 +157,7 @@ class ScoreCard:
             "influence_by_content_type": dict(self.influence_by_content_type),
             "overall_by_theme": dict(self.overall_by_theme),
             "overall_by_content_type": dict(self.overall_by_content_type),
-            "explanations": _explanation_dicts(self.explanations),
+            "explanations": explanation_dicts(self.explanations),
         }
 
     @classmethod
@@ -184,7 +184,20 @@ class ScoreCard:
         )
 
 
-def _explanation_dicts(explanations: Mapping[str, Explanation]) -> dict[str, object]:
+def explanation_summary(explanations: Mapping[str, Explanation], name: str) -> str:
+    """The summary of score `name` ("" when the card has no explanation for it)."""
+    if type(explanations) is _LazyExplanations:
+        return explanations.summary(name)
+    e = explanations.get(name)
+    return "" if e is None else e.summary
+
+
+def explanation_dicts(explanations: Mapping[str, Explanation]) -> dict[str, dict[str, Any]]:
+    """Explanations as plain dicts (the `to_dict` form), new on every call.
+
+    For a card fresh from `score` this is built straight from the texts the explainer
+    wrote, without creating the Explanation objects, which cost more than the dicts.
+    """
     if type(explanations) is _LazyExplanations:
         return explanations.as_dicts()  # straight from the plain form, no objects built
     return {
@@ -1106,22 +1119,31 @@ class _LazyExplanations(Mapping[str, Explanation]):
         self._explainer = explainer
         self._built: dict[str, Explanation] | None = None
 
-    def _get(self) -> dict[str, Explanation]:
-        if self._built is None:
+    def _one(self, name: str) -> Explanation:
+        """One explanation as an object, built on first use (readers often need one or two)."""
+        built = self._built
+        if built is None:
+            built = self._built = {}
+        e = built.get(name)
+        if e is None:
+            plain = self._explainer.plain()[SCORE_NAMES.index(name)]
             # Explanations are immutable: one whose plain form was reused from the
             # creator's previous card is that card's object again.
             objects = self._explainer.memo.objects
-            built = {}
-            for plain in self._explainer.plain():
-                name = plain[0]
-                seen = objects.get(name)
-                if seen is None or seen[0] is not plain:
-                    seen = objects[name] = (plain, _explanation_of(plain))
-                built[name] = seen[1]
-            self._built = built
-        return self._built
+            seen = objects.get(name)
+            if seen is None or seen[0] is not plain:
+                seen = objects[name] = (plain, _explanation_of(plain))
+            e = built[name] = seen[1]
+        return e
 
-    def as_dicts(self) -> dict[str, object]:
+    def _get(self) -> dict[str, Explanation]:
+        return {name: self._one(name) for name in SCORE_NAMES}
+
+    def summary(self, name: str) -> str:
+        """The summary sentence of one score, without building its objects."""
+        return self._explainer.plain()[SCORE_NAMES.index(name)][2]
+
+    def as_dicts(self) -> dict[str, dict[str, Any]]:
         """The `to_dict` form (fresh dicts and lists on every call)."""
         return {
             name: {
@@ -1137,7 +1159,9 @@ class _LazyExplanations(Mapping[str, Explanation]):
         }
 
     def __getitem__(self, key: str) -> Explanation:
-        return self._get()[key]
+        if key not in SCORE_NAMES:
+            raise KeyError(key)
+        return self._one(key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(SCORE_NAMES)

@@ -610,7 +610,9 @@ class LagReader:
                 left = deadline - loop.time()
                 if left <= 0:
                     break
-                batch = await consumer.getmany(*pending, timeout_ms=int(left * 1000))
+                # One record per call: aiokafka unpacks lazily, so asking for more would
+                # decode a whole fetch (thousands of records under a backlog) per refresh.
+                batch = await consumer.getmany(*pending, timeout_ms=int(left * 1000), max_records=1)
                 for tp, records in batch.items():
                     if tp in pending and records:
                         found[(tp.topic, tp.partition)] = int(records[0].timestamp)

@@ -29,14 +29,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 import orjson
 
 from scoring.changes import diff_scores
 from scoring.events import Event, EventKind
 from scoring.params import Params
-from scoring.scores import SCORE_NAMES, Contribution, Explanation, ScoreCard, score
+from scoring.scores import (
+    SCORE_NAMES,
+    Contribution,
+    Explanation,
+    ScoreCard,
+    explanation_dicts,
+    score,
+)
 from scoring.state import ApplyOutcome, CreatorState
 from scoring.validate import ValidationError
 from streams import metrics
@@ -131,7 +138,20 @@ class StoredCard:
     points: Mapping[str, list[tuple[str, float]]]
 
     @classmethod
-    def of(cls, card: ScoreCard, digest: str) -> StoredCard:
+    def of(
+        cls, card: ScoreCard, digest: str, dicts: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> StoredCard:
+        """`dicts`: the card's `explanation_dicts`, when already built (cheaper to read)."""
+        if dicts is None:
+            points = {
+                name: [(c.name, c.points) for c in e.contributions]
+                for name, e in card.explanations.items()
+            }
+        else:
+            points = {
+                name: [(c["name"], c["points"]) for c in d["contributions"]]
+                for name, d in dicts.items()
+            }
         return cls(
             digest=digest,
             model_version=card.model_version,
@@ -144,10 +164,7 @@ class StoredCard:
             influence_by_content_type=dict(card.influence_by_content_type),
             overall_by_theme=dict(card.overall_by_theme),
             overall_by_content_type=dict(card.overall_by_content_type),
-            points={
-                name: [(c.name, c.points) for c in e.contributions]
-                for name, e in card.explanations.items()
-            },
+            points=points,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -650,7 +667,8 @@ class Pipeline:
             if state_bytes == before:
                 return False  # nothing new for this creator: no state write, no snapshot
         card = score(state, self._params)
-        explain = explain_json(card)
+        dicts = explanation_dicts(card.explanations)
+        explain = explain_json(card, dicts)
         digest = card_digest(card, explain)
         if old is not None and old.digest == digest:
             # New facts, same published card: keep the state, leave Redis alone.
@@ -658,7 +676,7 @@ class Pipeline:
             written = _Loaded(state, old, state_bytes, envelope, loaded.published)
             state_writes.append((creator_id, written))
             return False
-        stored_card = StoredCard.of(card, digest)
+        stored_card = StoredCard.of(card, digest, dicts)
         envelope = StateEnvelope(state_bytes, stored_card).to_bytes()
         # The card kept from the last batch says the same as the stored one rebuilt (diffs and
         # boards read only its scores, breakdowns and contribution points), without the cost.

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from redis.asyncio import Redis
@@ -21,6 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from scoring.scores import explanation_dicts
 from streams import metrics
 from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
 from streams.sinks.base import Backoff, CreatorSnapshot
@@ -38,9 +39,12 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def explain_json(card: ScoreCard) -> str:
-    """The `explain` field: every explanation, as JSON (orjson serialises the dataclasses)."""
-    return orjson.dumps(dict(card.explanations)).decode()
+def explain_json(card: ScoreCard, dicts: Mapping[str, object] | None = None) -> str:
+    """The `explain` field: every explanation, as JSON.
+
+    `dicts` is `explanation_dicts(card.explanations)` when the caller already has it.
+    """
+    return orjson.dumps(explanation_dicts(card.explanations) if dicts is None else dicts).decode()
 
 
 def creator_fields(
@@ -123,10 +127,8 @@ class RedisSink:
     async def _previous_boards(self, creators: Sequence[str]) -> list[set[str]]:
         """Board ids Redis says each creator sits on (for creators the state has not seen)."""
         prefix_len = len(self._keys.prefix)
-        pipe = self._redis.pipeline(transaction=False)
-        for creator_id in creators:
-            pipe.smembers(self._keys.creator_boards(creator_id))
-        replies: list[set[bytes]] = await pipe.execute()
+        boards = self._keys.creator_boards
+        replies = await self._execute([[b"SMEMBERS", boards(c).encode()] for c in creators])
         return [{m.decode()[prefix_len:] for m in members} for members in replies]
 
     async def _write_once(self, batch: Sequence[CreatorSnapshot]) -> None:
@@ -175,8 +177,8 @@ class RedisSink:
             command(zadd)
         await self._execute(commands)
 
-    async def _execute(self, commands: Sequence[Sequence[bytes]]) -> None:
-        """Send every command in one write and read every reply, as a pipeline would.
+    async def _execute(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
+        """Send every command in one write and return every reply, as a pipeline would.
 
         redis-py's pipeline encodes each argument through several generic layers, which cost
         more than Redis itself took for the whole batch; our arguments are plain bytes, so
@@ -189,8 +191,7 @@ class RedisSink:
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await conn.send_packed_command(packed, check_health=False)
-            for _ in range(len(commands)):
-                await conn.read_response()
+            return [await conn.read_response() for _ in range(len(commands))]
         except BaseException:
             await conn.disconnect()
             raise

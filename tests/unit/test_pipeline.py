@@ -15,7 +15,13 @@ import orjson
 import pytest
 
 from scoring.params import DEFAULT_PARAMS, Params
-from scoring.scores import ScoreCard, score
+from scoring.scores import (
+    SCORE_NAMES,
+    ScoreCard,
+    explanation_dicts,
+    explanation_summary,
+    score,
+)
 from scoring.state import CreatorState
 from scoring.validate import ValidationError, validate
 from streams import metrics
@@ -28,7 +34,7 @@ from streams.pipeline import (
     card_digest,
 )
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
-from streams.sinks.redis import board_scores
+from streams.sinks.redis import board_scores, explain_json
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000
@@ -347,6 +353,24 @@ async def test_corrupt_state_starts_afresh() -> None:
     result = await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
     assert result.applied == 1
     assert StateEnvelope.from_bytes(h.table[b"a"]).card is not None
+
+
+def test_explain_json_and_stored_points_from_dicts_match_the_objects() -> None:
+    # The worker builds the `explain` field and the stored points from plain dicts, not from
+    # Explanation objects; what Redis and the changelog get must be the same either way.
+    payloads = [("post", post("a", i)) for i in range(4)] + [
+        ("order", order("a", 0)),
+        ("order", order("a", 1, status="refunded")),
+    ]
+    fast, slow = model_card(payloads), model_card(payloads)
+    dicts = explanation_dicts(fast.explanations)
+    objects = dict(slow.explanations)  # the Explanation dataclasses, as orjson writes them
+    assert explain_json(fast, dicts) == orjson.dumps(objects).decode() == explain_json(slow)
+    assert StoredCard.of(fast, "d", dicts) == StoredCard.of(slow, "d")
+    assert [explanation_summary(fast.explanations, n) for n in SCORE_NAMES] == [
+        objects[n].summary for n in SCORE_NAMES
+    ]
+    assert all(objects[n].summary for n in SCORE_NAMES)
 
 
 def test_envelope_round_trip_and_corruption() -> None:
