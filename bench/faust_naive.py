@@ -13,14 +13,12 @@ Run: `python -m bench.faust_naive` with the worker's environment variables.
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
 import orjson
 from redis.asyncio import Redis
 
+from bench.faust_baseline import plain_faust_app
 from bench.marker import FirstRecord
-from streams.app import faust_config
 from streams.keys import Keys
 from streams.settings import load_settings
 
@@ -30,16 +28,7 @@ TIME_FIELD = {"post": "posted_at", "tag": "tagged_at", "order": "ordered_at"}
 
 def build() -> faust.App:
     settings = load_settings()
-    # The worker's client tuning, but none of its extension classes (Stream, Agent, ...)
-    # nor its own consumer transport (batch ingest): a baseline runs Faust's own machinery,
-    # whatever the worker plugs in.
-    config: dict[str, Any] = {
-        k: v
-        for k, v in faust_config(settings).items()
-        if not k[:1].isupper() and k != "broker_consumer"
-    }
-    config["datadir"] = "faust-data"
-    app = faust.App(settings.app_id, **config)
+    app = plain_faust_app(settings)
     keys = Keys(settings.redis_prefix)
     redis = Redis.from_url(settings.redis_url)
     counts = app.Table(

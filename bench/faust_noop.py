@@ -11,27 +11,16 @@ Run: `python -m bench.faust_noop` with the worker's environment variables.
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
 
+from bench.faust_baseline import plain_faust_app
 from bench.marker import FirstRecord
-from streams.app import faust_config
 from streams.settings import load_settings
 
 
 def build() -> faust.App:
     settings = load_settings()
-    # The worker's client tuning, but none of its extension classes (Stream, Agent, ...)
-    # nor its own consumer transport (batch ingest): a baseline runs Faust's own machinery,
-    # whatever the worker plugs in.
-    config: dict[str, Any] = {
-        k: v
-        for k, v in faust_config(settings).items()
-        if not k[:1].isupper() and k != "broker_consumer"
-    }
-    config["datadir"] = "faust-data"
-    app = faust.App(settings.app_id, **config)
+    app = plain_faust_app(settings)
     topic = app.topic(
         *settings.source_topics,
         key_type=bytes,

@@ -8,9 +8,10 @@ fails the test with a clear message; it is never skipped.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from redis.asyncio import Redis
 
 from streams.settings import Settings, load_settings
 from streams.stack import port_open
@@ -50,3 +51,30 @@ def unique() -> str:
 @pytest.fixture
 def redis_prefix(unique: str) -> Iterator[str]:
     yield f"test-{unique}:"
+
+
+#: `await redis_dump(client, prefix)`: every key under a prefix with its content.
+RedisDump = Callable[[Redis, str], Awaitable[dict[str, object]]]
+
+
+async def _dump_prefix(client: Redis, prefix: str) -> dict[str, object]:
+    """Every key under the prefix with its full content, in comparable form."""
+    out: dict[str, object] = {}
+    async for raw in client.scan_iter(match=f"{prefix}*", count=1000):
+        key = raw.decode()
+        kind = (await client.type(raw)).decode()
+        if kind == "hash":
+            out[key] = await client.hgetall(raw)
+        elif kind == "zset":
+            out[key] = await client.zrange(raw, 0, -1, withscores=True)
+        elif kind == "set":
+            out[key] = sorted(await client.smembers(raw))
+        else:
+            out[key] = (kind, await client.dump(raw))
+    return out
+
+
+@pytest.fixture
+def redis_dump() -> RedisDump:
+    """Snapshots of Redis under a prefix, for tests that compare whole Redis states."""
+    return _dump_prefix

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,8 @@ class WorkerEnv:
     settings: Settings
     env: dict[str, str]
     workdir: Path
+    #: the root conftest's `redis_dump` (tests/conftest.py)
+    redis_dump: Callable[[Redis, str], Awaitable[dict[str, object]]]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     named: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -142,7 +144,11 @@ class WorkerEnv:
         return "\n".join(lines)
 
     async def dump(self) -> dict[str, object]:
-        return await dump_prefix(self.settings, self.settings.redis_prefix)
+        client = Redis.from_url(self.settings.redis_url)
+        try:
+            return await self.redis_dump(client, self.settings.redis_prefix)
+        finally:
+            await client.aclose()
 
     async def wait_for(
         self, check: object, *, timeout: float, proc: subprocess.Popen[bytes], what: str
@@ -164,7 +170,12 @@ def ingest(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def worker_env(
-    stack_settings: Settings, unique: str, redis_prefix: str, tmp_path: Path, ingest: str
+    stack_settings: Settings,
+    unique: str,
+    redis_prefix: str,
+    tmp_path: Path,
+    ingest: str,
+    redis_dump: Callable[[Redis, str], Awaitable[dict[str, object]]],
 ) -> AsyncIterator[WorkerEnv]:
     base = f"e2e-{unique}"
     values = {
@@ -198,7 +209,7 @@ async def worker_env(
         redis_url=stack_settings.redis_url,
     )
     await ensure_topics(settings, worker_topic_specs(settings))
-    harness = WorkerEnv(settings=settings, env=env, workdir=tmp_path)
+    harness = WorkerEnv(settings=settings, env=env, workdir=tmp_path, redis_dump=redis_dump)
     try:
         yield harness
     finally:
@@ -317,27 +328,6 @@ async def wait_caught_up(
 
 
 # ----------------------------------------------------------------------------- Redis helpers
-
-
-async def dump_prefix(settings: Settings, prefix: str) -> dict[str, object]:
-    """Every key under the prefix with its full content, in comparable form."""
-    client = Redis.from_url(settings.redis_url)
-    try:
-        out: dict[str, object] = {}
-        async for raw in client.scan_iter(match=f"{prefix}*", count=1000):
-            key = raw.decode()
-            kind = (await client.type(raw)).decode()
-            if kind == "hash":
-                out[key] = await client.hgetall(raw)
-            elif kind == "zset":
-                out[key] = await client.zrange(raw, 0, -1, withscores=True)
-            elif kind == "set":
-                out[key] = sorted(await client.smembers(raw))
-            else:
-                out[key] = (kind, await client.dump(raw))
-        return out
-    finally:
-        await client.aclose()
 
 
 async def wait_for(

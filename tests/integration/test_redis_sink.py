@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -30,23 +30,6 @@ async def redis(stack_settings: Settings, redis_prefix: str) -> AsyncIterator[Re
         if keys:
             await client.delete(*keys)
         await client.aclose()
-
-
-async def dump(client: Redis, prefix: str) -> dict[str, object]:
-    """Every key under the prefix with its full content, in comparable form."""
-    out: dict[str, object] = {}
-    async for raw in client.scan_iter(match=f"{prefix}*", count=1000):
-        key = raw.decode()
-        kind = (await client.type(raw)).decode()
-        if kind == "hash":
-            out[key] = await client.hgetall(raw)
-        elif kind == "zset":
-            out[key] = await client.zrange(raw, 0, -1, withscores=True)
-        elif kind == "set":
-            out[key] = sorted(await client.smembers(raw))
-        else:
-            out[key] = (kind, await client.dump(raw))
-    return out
 
 
 def _fields(region: str, overall: float) -> dict[str, str]:
@@ -119,7 +102,11 @@ async def test_unknown_previous_boards_are_read_from_redis(redis: Redis, redis_p
     assert on == {redis_prefix + b for b in fresh}
 
 
-async def test_same_batch_twice_leaves_redis_identical(redis: Redis, redis_prefix: str) -> None:
+async def test_same_batch_twice_leaves_redis_identical(
+    redis: Redis,
+    redis_prefix: str,
+    redis_dump: Callable[[Redis, str], Awaitable[dict[str, object]]],
+) -> None:
     keys = Keys(redis_prefix)
     sink = RedisSink(redis, keys)
     batch = [
@@ -132,9 +119,9 @@ async def test_same_batch_twice_leaves_redis_identical(redis: Redis, redis_prefi
         for i in range(50)
     ]
     await sink.write(batch)
-    first = await dump(redis, redis_prefix)
+    first = await redis_dump(redis, redis_prefix)
     await sink.write(batch)
-    assert await dump(redis, redis_prefix) == first
+    assert await redis_dump(redis, redis_prefix) == first
     assert len(first) == 50 * 2 + 4  # hash and membership per creator, four boards
 
 

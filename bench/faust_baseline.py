@@ -1,0 +1,26 @@
+"""The Faust app both Faust baselines start from: the worker's tuning, Faust's own machinery.
+
+Baselines (a) and (b) must differ from the pipeline only in the work they do per
+record, so they take the worker's client settings (`streams.app.faust_config`),
+but none of its extension classes (Stream, Agent, ...) nor its own consumer
+transport (batch ingest): a baseline runs Faust as Faust ships it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.app import faust_config
+from streams.settings import Settings
+
+
+def plain_faust_app(settings: Settings) -> faust.App:
+    config: dict[str, Any] = {
+        k: v
+        for k, v in faust_config(settings).items()
+        if not k[:1].isupper() and k != "broker_consumer"
+    }
+    config["datadir"] = "faust-data"
+    return faust.App(settings.app_id, **config)
