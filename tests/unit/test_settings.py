@@ -47,7 +47,29 @@ def test_bad_value_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_readme_documents_every_setting() -> None:
-    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", README.read_text(), flags=re.M))
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", README.read_text(), flags=re.M))
     expected = {env_name(field) for field in Settings.model_fields}
     assert expected - documented == set(), "settings missing from the README table"
     assert documented - expected == set(), "README documents settings that do not exist"
+
+
+def test_worker_gc_tuning_sets_the_threshold_and_zero_keeps_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    from streams.agents import tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc(0)
+        assert gc.get_threshold() == before
+        tune_gc(12_345)
+        assert gc.get_threshold()[0] == 12_345
+        assert gc.get_freeze_count() > 0
+        monkeypatch.setenv("CREATOR_SCORES_GC_GEN0_THRESHOLD", "-1")
+        with pytest.raises(ValueError, match="gc_gen0_threshold"):
+            Settings()
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
