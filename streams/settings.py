@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # batch: whole fetches handed over (streams.batching); stream: Faust's per-message path.
     ingest: Literal["stream", "batch"] = "batch"
     # Young-generation GC threshold for the worker process (0: keep CPython's default).
-    gc_gen0_threshold: int = Field(100_000, ge=0)
+    gc_gen0_threshold: int = Field(default=100_000, ge=0)
     change_threshold: float = 1.0
     future_margin_s: int = 300
     scoring_params_file: Path | None = None
