@@ -16,6 +16,11 @@ from streams.app import faust_config
 from streams.settings import Settings
 
 
+def run(app: faust.App) -> None:
+    """Run a baseline app as a worker process (what `python -m bench.faust_*` does)."""
+    faust.Worker(app, loglevel="warning").execute_from_commandline()
+
+
 def plain_faust_app(settings: Settings) -> faust.App:
     config: dict[str, Any] = {
         k: v

@@ -17,7 +17,7 @@ import faust
 import orjson
 from redis.asyncio import Redis
 
-from bench.faust_baseline import plain_faust_app
+from bench.faust_baseline import plain_faust_app, run
 from bench.marker import FirstRecord
 from streams.keys import Keys
 from streams.settings import load_settings
@@ -71,8 +71,7 @@ def build() -> faust.App:
 
 
 def main() -> None:
-    app = build()
-    faust.Worker(app, loglevel="warning").execute_from_commandline()
+    run(build())
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import faust
 
-from bench.faust_baseline import plain_faust_app
+from bench.faust_baseline import plain_faust_app, run
 from bench.marker import FirstRecord
 from streams.settings import load_settings
 
@@ -41,8 +41,7 @@ def build() -> faust.App:
 
 
 def main() -> None:
-    app = build()
-    faust.Worker(app, loglevel="warning").execute_from_commandline()
+    run(build())
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ class ScoreCard:
 
 def explanation_summary(explanations: Mapping[str, Explanation], name: str) -> str:
     """The summary of score `name` ("" when the card has no explanation for it)."""
-    if type(explanations) is _LazyExplanations:
+    if type(explanations) is _LazyExplanations and name in SCORE_NAMES:
         return explanations.summary(name)
     e = explanations.get(name)
     return "" if e is None else e.summary
@@ -1126,7 +1126,7 @@ class _LazyExplanations(Mapping[str, Explanation]):
             built = self._built = {}
         e = built.get(name)
         if e is None:
-            plain = self._explainer.plain()[SCORE_NAMES.index(name)]
+            plain = self._plain(name)
             # Explanations are immutable: one whose plain form was reused from the
             # creator's previous card is that card's object again.
             objects = self._explainer.memo.objects
@@ -1139,9 +1139,12 @@ class _LazyExplanations(Mapping[str, Explanation]):
     def _get(self) -> dict[str, Explanation]:
         return {name: self._one(name) for name in SCORE_NAMES}
 
+    def _plain(self, name: str) -> _Plain:
+        return self._explainer.plain()[SCORE_NAMES.index(name)]
+
     def summary(self, name: str) -> str:
         """The summary sentence of one score, without building its objects."""
-        return self._explainer.plain()[SCORE_NAMES.index(name)][2]
+        return self._plain(name)[2]
 
     def as_dicts(self) -> dict[str, dict[str, Any]]:
         """The `to_dict` form (fresh dicts and lists on every call)."""

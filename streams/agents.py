@@ -60,23 +60,8 @@ def load_scoring_params(settings: Settings) -> Params:
 
 
 def to_records(events: Iterable[faust.types.EventT[Any]]) -> list[RawRecord]:
-    """Faust events as the pipeline's plain records (the only place that reads Faust messages)."""
-    out: list[RawRecord] = []
-    add = out.append
-    for event in events:
-        msg = event.message
-        add(
-            RawRecord(
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                msg.key,
-                # A null value (tombstone) is no event; as empty bytes it is dead-lettered.
-                msg.value if msg.value is not None else b"",
-                int(msg.timestamp * 1000),
-            )
-        )
-    return out
+    """Faust events as the pipeline's plain records (the stream path's events carry messages)."""
+    return batching.to_records(event.message for event in events)
 
 
 async def flush_changelog(app: faust.App) -> None:
@@ -102,9 +87,7 @@ async def flush_changelog(app: faust.App) -> None:
     await producer.flush()
 
 
-async def _run_batch(
-    pipeline: Pipeline, records: Sequence[RawRecord], app: faust.App | None = None
-) -> None:
+async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faust.App) -> None:
     """Run one batch to the end (changelog writes included) even when the agent is being stopped.
 
     Faust acknowledges the batch's records as soon as the agent moves on, whether it
@@ -116,8 +99,7 @@ async def _run_batch(
 
     async def run() -> None:
         await pipeline.process(records)
-        if app is not None:
-            await flush_changelog(app)
+        await flush_changelog(app)
 
     task = asyncio.ensure_future(run())
     try:
@@ -276,7 +258,7 @@ def tune_gc(gen0_threshold: int) -> None:
 
     A worker keeps thousands of live creator states (many small objects each) and
     allocates heavily per batch; with CPython's default threshold (700) the collector
-    ran thousands of times per 60,000 events and took a quarter of the worker's CPU
+    ran thousands of times per 60,000 events and took over a fifth of the pipeline's time
     (`bench/commentary.md`). The model creates no reference cycles of note, so
     collecting every `gen0_threshold` allocations instead changes memory very little.
     """

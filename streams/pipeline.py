@@ -141,17 +141,13 @@ class StoredCard:
     def of(
         cls, card: ScoreCard, digest: str, dicts: Mapping[str, Mapping[str, Any]] | None = None
     ) -> StoredCard:
-        """`dicts`: the card's `explanation_dicts`, when already built (cheaper to read)."""
+        """`dicts`: the card's `explanation_dicts`, when the caller already built them."""
         if dicts is None:
-            points = {
-                name: [(c.name, c.points) for c in e.contributions]
-                for name, e in card.explanations.items()
-            }
-        else:
-            points = {
-                name: [(c["name"], c["points"]) for c in d["contributions"]]
-                for name, d in dicts.items()
-            }
+            dicts = explanation_dicts(card.explanations)
+        points = {
+            name: [(c["name"], c["points"]) for c in d["contributions"]]
+            for name, d in dicts.items()
+        }
         return cls(
             digest=digest,
             model_version=card.model_version,
