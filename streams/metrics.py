@@ -128,6 +128,11 @@ RECOVERY_REMAINING = Gauge(
     "Changelog records still to read while the worker recovers its tables.",
     registry=REGISTRY,
 )
+CHANGELOG_APPLIED = Counter(
+    "creator_scores_changelog_records_applied",
+    "State-table changelog records applied by the bulk path (recovery and standbys).",
+    registry=REGISTRY,
+)
 CREATORS_IN_STATE = Gauge(
     "creator_scores_creators_in_state",
     "Creators held in this worker's state table.",

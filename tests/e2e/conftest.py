@@ -116,6 +116,22 @@ class WorkerEnv:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{await self.worker_report(proc)}") from None
 
+    async def metric(self, proc: subprocess.Popen[bytes], name: str) -> float:
+        """The sum of a worker's samples of metric `name` (all label sets), from its /metrics."""
+        worker = next((n for n, p in self.named.items() if p is proc), "worker")
+        found = re.findall(r"observability endpoint on [^:]+:(\d+)", self.log_text(worker))
+        assert found, f"{worker}: no observability endpoint in its log"
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            async with http.get(f"http://127.0.0.1:{found[-1]}/metrics") as resp:
+                text = await resp.text()
+        samples = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((name + " ", name + "{"))
+        ]
+        assert samples, f"{worker} exports no {name}"
+        return sum(samples)
+
     async def worker_report(self, proc: subprocess.Popen[bytes]) -> str:
         """What a stuck worker says about itself: readiness and its pipeline counters."""
         name = next((n for n, p in self.named.items() if p is proc), "worker")

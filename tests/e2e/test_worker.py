@@ -226,6 +226,8 @@ async def test_kill_9_and_restart_matches_undisturbed_run(
         )
     finally:
         await redis.aclose()
+    # What the first worker left in the changelog: the state the second one must restore.
+    left = len(await worker_env.read_topic(changelog_topic_name(settings)))
 
     proc = worker_env.start("worker2", CREATOR_SCORES_BATCH_SIZE="40")
     sources = [*settings.source_topics, rekeyed_topic_name(settings)]
@@ -233,4 +235,8 @@ async def test_kill_9_and_restart_matches_undisturbed_run(
     await worker_env.wait_caught_up(sources, proc, timeout=60)
     final = await worker_env.dump()
     assert without_updated_at(final) == expected_redis(cards, prefix)
+    # The second worker rebuilt its state from every changelog record the first one
+    # wrote, through the bulk path (streams.batching.ChangelogBulk), not Faust's loop.
+    restored = await worker_env.metric(proc, "creator_scores_changelog_records_applied_total")
+    assert restored == left
     assert worker_env.stop(proc) == 0
