@@ -121,9 +121,10 @@ class WorkerEnv:
         worker = next((n for n, p in self.named.items() if p is proc), "worker")
         found = re.findall(r"observability endpoint on [^:]+:(\d+)", self.log_text(worker))
         assert found, f"{worker}: no observability endpoint in its log"
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            async with http.get(f"http://127.0.0.1:{found[-1]}/metrics") as resp:
-                text = await resp.text()
+        timeout = aiohttp.ClientTimeout(total=5)
+        url = f"http://127.0.0.1:{found[-1]}/metrics"
+        async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as resp:
+            text = await resp.text()
         samples = [
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
