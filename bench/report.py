@@ -308,7 +308,7 @@ def _recovery(results: dict[str, Any]) -> list[str]:
 
 
 def _differences(r: dict[str, Any]) -> list[str]:
-    """The first creators whose recovered hash differs, field by field (explain left out)."""
+    """The first creators whose recovered hash differs, field by field (basis left out)."""
     details = r.get("differing_fields") or {}
     if not details:
         return []
@@ -317,9 +317,9 @@ def _differences(r: dict[str, Any]) -> list[str]:
         parts = [
             f"{name} {pair['undisturbed']} -> {pair['recovered']}"
             for name, pair in fields.items()
-            if name != "explain"
+            if name not in ("explain", "basis")
         ]
-        lines.append(f"- `{cid}`: " + (", ".join(parts) or "explanation text only"))
+        lines.append(f"- `{cid}`: " + (", ".join(parts) or "explanation basis only"))
     lines.append("")
     return lines
 

@@ -17,8 +17,9 @@ from scoring.scores import (
     COMPONENT_LABELS,
     SCORE_LABELS,
     SCORE_NAMES,
-    Explanation,
     ScoreCard,
+    contribution_text,
+    explanation_points,
     explanation_summary,
 )
 
@@ -100,25 +101,32 @@ def diff_scores(old: ScoreCard | None, new: ScoreCard, threshold: float) -> Scor
 def _reason(name: str, before: float, after: float, old: ScoreCard, new: ScoreCard) -> str:
     direction = "rose" if after > before else "fell"
     text = f"{SCORE_LABELS[name]} {direction} {abs(after - before):.2f} to {after:.2f}"
-    driver = _driver(old.explanations.get(name), new.explanations.get(name))
+    driver = _driver(
+        explanation_points(old.explanations, name), explanation_points(new.explanations, name)
+    )
     if driver is None:
         return text + "."
-    cname, delta, detail = driver
+    cname, delta, gone = driver
+    # Only the driving input's sentence is written (a whole explanation costs far more).
+    detail = "no longer counted." if gone else contribution_text(new.explanations, name, cname)
     label = SCORE_LABELS.get(cname) or COMPONENT_LABELS.get(cname, cname)
     return f"{text}, mostly from {label.lower()} ({delta:+.2f} points): {detail}"
 
 
-def _driver(old: Explanation | None, new: Explanation | None) -> tuple[str, float, str] | None:
-    """The contribution whose points moved most between two explanations."""
+def _driver(
+    old: list[tuple[str, float]] | None, new: list[tuple[str, float]] | None
+) -> tuple[str, float, bool] | None:
+    """The contribution whose points moved most between two explanations, and whether it
+    is one the new explanation no longer has."""
     if old is None or new is None:
         return None
-    before = {c.name: c.points for c in old.contributions}
-    best: tuple[str, float, str] | None = None
-    for c in new.contributions:
-        delta = c.points - before.pop(c.name, 0.0)
+    before = dict(old)
+    best: tuple[str, float, bool] | None = None
+    for cname, points in new:
+        delta = points - before.pop(cname, 0.0)
         if best is None or abs(delta) > abs(best[1]):
-            best = (c.name, delta, c.text)
+            best = (cname, delta, False)
     for cname, pts in before.items():  # inputs that disappeared (e.g. the neutral prior)
         if best is None or pts > abs(best[1]):
-            best = (cname, -pts, "no longer counted.")
+            best = (cname, -pts, True)
     return best

@@ -192,6 +192,30 @@ def explanation_summary(explanations: Mapping[str, Explanation], name: str) -> s
     return "" if e is None else e.summary
 
 
+def explanation_points(
+    explanations: Mapping[str, Explanation], name: str
+) -> list[tuple[str, float]] | None:
+    """(input, points) of each contribution to score `name`; None when it is not explained.
+
+    For a card fresh from `score` (or from `explanations_from_basis`) the points are
+    computed from the figures without writing any sentence.
+    """
+    if type(explanations) is _LazyExplanations and name in SCORE_NAMES:
+        return explanations.points(name)
+    e = explanations.get(name)
+    return None if e is None else [(c.name, c.points) for c in e.contributions]
+
+
+def contribution_text(explanations: Mapping[str, Explanation], name: str, input_name: str) -> str:
+    """The sentence about input `input_name` in the explanation of score `name` ("" if none)."""
+    if type(explanations) is _LazyExplanations and name in SCORE_NAMES:
+        return explanations.sentence(name, input_name)
+    e = explanations.get(name)
+    if e is None:
+        return ""
+    return next((c.text for c in e.contributions if c.name == input_name), "")
+
+
 def explanation_dicts(explanations: Mapping[str, Explanation]) -> dict[str, dict[str, Any]]:
     """Explanations as plain dicts (the `to_dict` form), new on every call.
 
@@ -212,6 +236,91 @@ def explanation_dicts(explanations: Mapping[str, Explanation]) -> dict[str, dict
         }
         for name, e in explanations.items()
     }
+
+
+#: Version of the `explanation_basis` layout; a reader refuses other versions.
+BASIS_VERSION: Final = 1
+
+
+def explanation_basis(explanations: Mapping[str, Explanation]) -> dict[str, Any] | None:
+    """The figures a fresh card's explanations are written from, as JSON-able data.
+
+    Writing the sentences costs more than computing the scores, and most cards are
+    replaced before anyone reads why. A worker stores these figures (the creator's
+    counts, each score's inputs and evidence, the values) instead of the texts;
+    `explanations_from_basis` writes the very same texts from them when they are read.
+    None for a card that did not come from `score` (e.g. one rebuilt by `from_dict`).
+    """
+    if type(explanations) is not _LazyExplanations:
+        return None
+    e = explanations._explainer
+    return {
+        "v": BASIS_VERSION,
+        "facts": list(e.facts),
+        "figures": {name: [list(xs), ev] for name, (xs, ev) in e.figures.items()},
+        "values": [e.values[name] for name in COMPONENT_SCORES],
+        "overall": e.overall,
+        "provisional": e.provisional,
+    }
+
+
+def explanations_from_basis(basis: object, params: Params) -> Mapping[str, Explanation]:
+    """The explanations `explanation_basis` was taken from, written out with `params`.
+
+    The texts equal the card's own when `params` are the parameters it was scored with
+    (the reader checks the model version). ValueError naming the part on malformed input.
+    """
+    if not isinstance(basis, Mapping):
+        raise ValueError(f"explanation basis must be an object, got {type(basis).__name__}")
+    if basis.get("v") != BASIS_VERSION:
+        raise ValueError(f"explanation basis version {basis.get('v')!r}, expected {BASIS_VERSION}")
+    facts = basis.get("facts")
+    if not isinstance(facts, list) or len(facts) != len(_Facts._fields):
+        raise ValueError(f"facts: expected a list of {len(_Facts._fields)} numbers")
+    if not all(_is_number(x) for x in facts):
+        raise ValueError("facts: expected numbers only")
+    raw_figures = basis.get("figures")
+    if not isinstance(raw_figures, Mapping):
+        raise ValueError("figures: expected an object by score name")
+    m = _model(params)
+    figures: dict[str, tuple[tuple[float, ...], float]] = {}
+    for name in COMPONENT_SCORES:
+        entry = raw_figures.get(name)
+        if (
+            not isinstance(entry, list)
+            or len(entry) != 2
+            or not isinstance(entry[0], list)
+            or len(entry[0]) != len(m.specs[name])
+            or not all(_is_number(x) for x in entry[0])
+            or not _is_number(entry[1])
+        ):
+            raise ValueError(f"figures.{name}: expected [[{len(m.specs[name])} numbers], number]")
+        figures[name] = (tuple(entry[0]), entry[1])
+    values = basis.get("values")
+    if (
+        not isinstance(values, list)
+        or len(values) != len(COMPONENT_SCORES)
+        or not all(_is_number(x) for x in values)
+    ):
+        raise ValueError(f"values: expected a list of {len(COMPONENT_SCORES)} numbers")
+    overall, provisional = basis.get("overall"), basis.get("provisional")
+    if not isinstance(overall, int | float) or not _is_number(overall):
+        raise ValueError("overall: expected a number")
+    if not isinstance(provisional, bool):
+        raise ValueError("provisional: expected true or false")
+    explainer = _Explainer(
+        _Memo(m, None),
+        _Facts(*facts),
+        figures,
+        dict(zip(COMPONENT_SCORES, values, strict=True)),
+        overall,
+        provisional,
+    )
+    return _LazyExplanations(explainer)
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 _T = TypeVar("_T")
@@ -1140,11 +1249,19 @@ class _LazyExplanations(Mapping[str, Explanation]):
         return {name: self._one(name) for name in SCORE_NAMES}
 
     def _plain(self, name: str) -> _Plain:
-        return self._explainer.plain()[SCORE_NAMES.index(name)]
+        return self._explainer.one(name)
 
     def summary(self, name: str) -> str:
-        """The summary sentence of one score, without building its objects."""
-        return self._plain(name)[2]
+        """The summary sentence of one score, without writing or building the rest."""
+        return self._explainer.summary(name)
+
+    def points(self, name: str) -> list[tuple[str, float]]:
+        """(input, points) of one score's contributions, without writing their sentences."""
+        return self._explainer.points(name)
+
+    def sentence(self, name: str, input_name: str) -> str:
+        """The sentence about one input of score `name`, without writing the others."""
+        return self._explainer.sentence(name, input_name)
 
     def as_dicts(self) -> dict[str, dict[str, Any]]:
         """The `to_dict` form (fresh dicts and lists on every call)."""
@@ -1251,25 +1368,61 @@ class _Explainer:
         self.values = values
         self.overall = overall
         self.provisional = provisional
-        self.written: list[_Plain] | None = None
+        self.written: dict[str, _Plain] = {}
 
     def plain(self) -> list[_Plain]:
-        if self.written is None:
-            written = [self.explain_overall()]
+        """Every explanation, in SCORE_NAMES order."""
+        return [self.one(name) for name in SCORE_NAMES]
+
+    def one(self, name: str) -> _Plain:
+        """The explanation of one score, written once (and reused from the creator's last
+        card when its figures are the same)."""
+        written = self.written
+        plain = written.get(name)
+        if plain is not None:
+            return plain
+        if name == "overall":
+            plain = self.explain_overall()
+        else:
+            xs, evidence = self.figures[name]
+            key = (xs, evidence, self.values[name], self.model.quotes[name](self.facts))
             texts = self.memo.texts
-            quotes = self.model.quotes
-            for name in COMPONENT_SCORES:
-                xs, evidence = self.figures[name]
-                key = (xs, evidence, self.values[name], quotes[name](self.facts))
-                hit = texts.get(name)
-                if hit is not None and hit[0] == key:
-                    written.append(hit[1])
-                else:
-                    plain = self.explain(name)
-                    texts[name] = (key, plain)
-                    written.append(plain)
-            self.written = written
-        return self.written
+            hit = texts.get(name)
+            if hit is not None and hit[0] == key:
+                plain = hit[1]
+            else:
+                plain = self.explain(name)
+                texts[name] = (key, plain)
+        written[name] = plain
+        return plain
+
+    def summary(self, name: str) -> str:
+        """The summary sentence of one score, without writing its contributions."""
+        plain = self.written.get(name)
+        if plain is not None or name == "overall":
+            return (plain or self.one(name))[2]
+        xs, evidence = self.figures[name]
+        pts = _points(self.model.fast[name], self.model.shares[name], xs, evidence)
+        return self._summary(name, pts, evidence)
+
+    def points(self, name: str) -> list[tuple[str, float]]:
+        """(input, points) of one score's contributions, as its explanation lists them."""
+        plain = self.written.get(name)
+        if plain is not None:
+            return [(c[0], c[2]) for c in plain[3]]
+        if name == "overall":
+            values = self.values
+            return [
+                (n, _round2(w * values[n]))
+                for n, w in zip(COMPONENT_SCORES, self.model.weights, strict=True)
+            ]
+        xs, evidence = self.figures[name]
+        pts = _points(self.model.fast[name], self.model.shares[name], xs, evidence)
+        out = [(n, _round2(p)) for n, p in zip(self.model.names[name], pts, strict=True)]
+        prior = 50.0 * (1.0 - evidence)
+        if prior > 0.0:
+            out.append((PRIOR, _round2(prior)))
+        return out
 
     def explain_overall(self) -> _Plain:
         values, overall = self.values, self.overall
@@ -1310,11 +1463,29 @@ class _Explainer:
             )
         return ("overall", overall, summary, contributions)
 
+    def sentence(self, name: str, input_name: str) -> str:
+        """The sentence about one input of score `name` ("" if it has no such input)."""
+        plain = self.written.get(name)
+        if plain is not None:
+            return next((c[3] for c in plain[3] if c[0] == input_name), "")
+        if name == "overall":
+            if input_name not in COMPONENT_SCORES:
+                return ""
+            value = self.values[input_name]
+            return f"{SCORE_LABELS[input_name]} {value:.0f}/100{self.model.words[input_name]}"
+        xs, evidence = self.figures[name]
+        if input_name == PRIOR:
+            prior = 50.0 * (1.0 - evidence)
+            return self.prior_text(name, prior) if prior > 0.0 else ""
+        names = self.model.names[name]
+        if input_name not in names:
+            return ""
+        return _TEXTS[name](self, xs)[names.index(input_name)]
+
     def explain(self, name: str) -> _Plain:
         spec = self.model.specs[name]
         xs, evidence = self.figures[name]
         pts = _points(self.model.fast[name], self.model.shares[name], xs, evidence)
-        value = self.values[name]
         prior = 50.0 * (1.0 - evidence)
         texts = _TEXTS[name](self, xs)
         contributions = [
@@ -1325,6 +1496,11 @@ class _Explainer:
             contributions.append(
                 (PRIOR, _round4(1.0 - evidence), _round2(prior), self.prior_text(name, prior))
             )
+        return (name, self.values[name], self._summary(name, pts, evidence), contributions)
+
+    def _summary(self, name: str, pts: list[float], evidence: float) -> str:
+        value = self.values[name]
+        prior = 50.0 * (1.0 - evidence)
         # The input holding the most points, and the one furthest below its full share
         # (ties go to the later name, as with a (points, name) key).
         names = self.model.names[name]
@@ -1341,7 +1517,7 @@ class _Explainer:
             summary += (
                 f" Based on little data so far, so it is pulled toward 50 ({prior:.1f} points)."
             )
-        return (name, value, summary, contributions)
+        return summary
 
     def prior_text(self, name: str, prior: float) -> str:
         f, p = self.facts, self.model.params

@@ -297,13 +297,14 @@ def show(settings: Settings, creator_id: str, as_json: bool) -> None:
     import redis as redis_lib
     from rich.console import Console
 
+    from streams.agents import load_scoring_params
     from streams.keys import Keys
     from streams.readers import connect, creator_json, creator_renderable, read_creator
 
     keys = Keys(settings.redis_prefix)
     client = connect(settings.redis_url)
     try:
-        view = read_creator(client, keys, creator_id)
+        view = read_creator(client, keys, creator_id, load_scoring_params(settings))
     except (redis_lib.RedisError, OSError) as exc:
         raise click.ClickException(f"cannot read Redis at {settings.redis_url}: {exc}") from exc
     finally:

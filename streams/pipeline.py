@@ -20,7 +20,6 @@ Redis (its `updated_at` would otherwise move).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import itertools
 import logging
@@ -38,10 +37,10 @@ from scoring.events import Event, EventKind
 from scoring.params import Params
 from scoring.scores import (
     SCORE_NAMES,
-    Contribution,
     Explanation,
     ScoreCard,
-    explanation_dicts,
+    explanation_basis,
+    explanations_from_basis,
     score,
 )
 from scoring.state import ApplyOutcome, CreatorState
@@ -59,7 +58,7 @@ from streams.codec import (
 )
 from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord, RecordSink, SnapshotSink
-from streams.sinks.redis import board_scores, creator_fields, explain_json
+from streams.sinks.redis import basis_json, board_scores, creator_fields
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +113,14 @@ _MAGIC: Final = b"CS\x01"
 _HEADER_LEN = struct.Struct(">I")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StoredCard:
     """The last published score card, as the state table keeps it.
 
     Everything but the explanation texts: headline scores, breakdowns (they decide the
-    boards to leave), and each contribution's points (`diff_scores` names the input that
-    moved a score most by comparing points). `digest` fingerprints the full card, texts
-    included, so an unchanged card is recognised without keeping them.
+    boards to leave) and the explanation basis (`diff_scores` names the input that moved
+    a score most by comparing the points the explanations give each input). `digest`
+    fingerprints the published card, so an unchanged card is recognised.
     """
 
     digest: str
@@ -135,19 +134,15 @@ class StoredCard:
     influence_by_content_type: Mapping[str, float]
     overall_by_theme: Mapping[str, float]
     overall_by_content_type: Mapping[str, float]
-    points: Mapping[str, list[tuple[str, float]]]
+    basis: Mapping[str, Any]
 
     @classmethod
-    def of(
-        cls, card: ScoreCard, digest: str, dicts: Mapping[str, Mapping[str, Any]] | None = None
-    ) -> StoredCard:
-        """`dicts`: the card's `explanation_dicts`, when the caller already built them."""
-        if dicts is None:
-            dicts = explanation_dicts(card.explanations)
-        points = {
-            name: [(c["name"], c["points"]) for c in d["contributions"]]
-            for name, d in dicts.items()
-        }
+    def of(cls, card: ScoreCard, digest: str, basis: Mapping[str, Any] | None = None) -> StoredCard:
+        """`basis`: the card's `explanation_basis`, when the caller already has it."""
+        if basis is None:
+            basis = explanation_basis(card.explanations)
+            if basis is None:
+                raise ValueError(f"card of {card.creator_id!r} has no explanation basis")
         return cls(
             digest=digest,
             model_version=card.model_version,
@@ -160,7 +155,7 @@ class StoredCard:
             influence_by_content_type=dict(card.influence_by_content_type),
             overall_by_theme=dict(card.overall_by_theme),
             overall_by_content_type=dict(card.overall_by_content_type),
-            points=points,
+            basis=basis,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -178,21 +173,21 @@ class StoredCard:
             "influence_by_content_type": self.influence_by_content_type,
             "overall_by_theme": self.overall_by_theme,
             "overall_by_content_type": self.overall_by_content_type,
-            "points": self.points,
+            "basis": self.basis,
         }
 
-    def to_card(self, creator_id: str) -> ScoreCard:
-        """The card as published, minus its texts (summaries and sentences are empty)."""
+    def to_card(self, creator_id: str, params: Params) -> ScoreCard:
+        """The card as published; its explanations are written from the basis with `params`.
+
+        A card scored by another model version keeps no explanations (`diff_scores` then
+        announces the version change and reads only the new card's).
+        """
         values = {name: float(self.values[name]) for name in SCORE_NAMES}
-        explanations = {
-            name: Explanation(
-                score=name,
-                value=values.get(name, 0.0),
-                summary="",
-                contributions=tuple(Contribution(c, 0.0, float(p), "") for c, p in pts),
-            )
-            for name, pts in self.points.items()
-        }
+        explanations: Mapping[str, Explanation] = (
+            explanations_from_basis(self.basis, params)
+            if self.model_version == params.model_version
+            else {}
+        )
         return ScoreCard(
             creator_id=creator_id,
             region=self.region,
@@ -242,19 +237,24 @@ class StateEnvelope:
         return cls(state=data[end:], card=card)
 
 
-def _stored_card(raw: object) -> StoredCard:
+def _stored_card(raw: object) -> StoredCard | None:
     if not isinstance(raw, dict):
         raise TypeError(f"stored card must be an object, got {type(raw).__name__}")
+    if "points" in raw and "basis" not in raw:
+        # Written by a worker from before explanation bases (it kept contribution points):
+        # treated as never published, so the next update publishes the creator afresh.
+        return None
     card = StoredCard(**raw)
-    # JSON turned the (name, points) pairs into lists; the values must still be numbers.
-    points = {str(k): [(str(n), float(p)) for n, p in v] for k, v in card.points.items()}
-    return dataclasses.replace(card, points=points)
+    if not isinstance(card.basis, dict):
+        raise TypeError("stored card basis must be an object")
+    return card
 
 
-def card_digest(card: ScoreCard, explain: str | None = None) -> str:
+def card_digest(card: ScoreCard, basis: str | None = None) -> str:
     """Stable fingerprint of everything a card publishes (scores, breakdowns, explanations).
 
-    `explain` is the card's `explain_json`, passed when already built for Redis.
+    The explanations enter through their basis (`basis_json`, passed when already built
+    for Redis): the same figures write the same sentences.
     """
     head = orjson.dumps(
         [
@@ -273,7 +273,7 @@ def card_digest(card: ScoreCard, explain: str | None = None) -> str:
         option=orjson.OPT_SORT_KEYS,
     )
     digest = hashlib.blake2b(head, digest_size=16)
-    digest.update((explain_json(card) if explain is None else explain).encode())
+    digest.update((basis_json(card) if basis is None else basis).encode())
     return digest.hexdigest()
 
 
@@ -663,23 +663,24 @@ class Pipeline:
             if state_bytes == before:
                 return False  # nothing new for this creator: no state write, no snapshot
         card = score(state, self._params)
-        dicts = explanation_dicts(card.explanations)
-        explain = explain_json(card, dicts)
-        digest = card_digest(card, explain)
+        basis = explanation_basis(card.explanations)
+        assert basis is not None  # a card fresh from score
+        basis_text = orjson.dumps(basis).decode()
+        digest = card_digest(card, basis_text)
         if old is not None and old.digest == digest:
             # New facts, same published card: keep the state, leave Redis alone.
             envelope = StateEnvelope(state_bytes, old).to_bytes()
             written = _Loaded(state, old, state_bytes, envelope, loaded.published)
             state_writes.append((creator_id, written))
             return False
-        stored_card = StoredCard.of(card, digest, dicts)
+        stored_card = StoredCard.of(card, digest, basis)
         envelope = StateEnvelope(state_bytes, stored_card).to_bytes()
         # The card kept from the last batch says the same as the stored one rebuilt (diffs and
         # boards read only its scores, breakdowns and contribution points), without the cost.
         old_card = loaded.published
         if old_card is None and old is not None:
-            old_card = old.to_card(creator_id)
-        snapshot = self._snapshot(card, old_card, explain, now_ms)
+            old_card = old.to_card(creator_id, self._params)
+        snapshot = self._snapshot(card, old_card, basis_text, now_ms)
         change = diff_scores(old_card, card, self._config.change_threshold)
         state_writes.append((creator_id, _Loaded(state, stored_card, state_bytes, envelope, card)))
         snapshots.append(snapshot)
@@ -694,9 +695,9 @@ class Pipeline:
 
     @staticmethod
     def _snapshot(
-        card: ScoreCard, old: ScoreCard | None, explain: str, now_ms: int
+        card: ScoreCard, old: ScoreCard | None, basis: str, now_ms: int
     ) -> CreatorSnapshot:
-        fields = creator_fields(card, updated_at_ms=now_ms, explain=explain)
+        fields = creator_fields(card, updated_at_ms=now_ms, basis=basis)
         boards = board_scores(card)
         if old is None:
             return CreatorSnapshot(card.creator_id, fields, boards, previous_known=False)

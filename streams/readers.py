@@ -21,7 +21,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from scoring.scores import SCORE_NAMES
+from scoring.params import Params
+from scoring.scores import SCORE_NAMES, Explanation, explanations_from_basis
 from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
 
 #: Sub-scores in the order `show` lists them, after the overall score.
@@ -178,12 +179,18 @@ def board_size(client: redis.Redis, board: str) -> int:
     return int(client.zcard(board))
 
 
-def read_creator(client: redis.Redis, keys: Keys, creator_id: str) -> CreatorView | None:
-    """A creator's hash as typed values; None if Redis has no scores for that creator."""
+def read_creator(
+    client: redis.Redis, keys: Keys, creator_id: str, params: Params | None = None
+) -> CreatorView | None:
+    """A creator's hash as typed values; None if Redis has no scores for that creator.
+
+    `params`: the scoring model's parameters, to write the explanations from the hash's
+    `basis` (without them, or for another model version, `problems` says so).
+    """
     reply = client.hgetall(keys.creator(creator_id))
     if not reply:
         return None
-    return parse_creator(creator_id, {text(k): text(v) for k, v in reply.items()})
+    return parse_creator(creator_id, {text(k): text(v) for k, v in reply.items()}, params)
 
 
 def text(value: str | bytes) -> str:
@@ -191,8 +198,14 @@ def text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def parse_creator(creator_id: str, raw: Mapping[str, str]) -> CreatorView:
-    """Typed view of a creator hash; unparseable fields land in `problems`, not exceptions."""
+def parse_creator(
+    creator_id: str, raw: Mapping[str, str], params: Params | None = None
+) -> CreatorView:
+    """Typed view of a creator hash; unparseable fields land in `problems`, not exceptions.
+
+    Explanations come from `basis` (written out with `params`), or from `explain` (the
+    texts themselves, as workers before explanation bases wrote them).
+    """
     problems: list[str] = []
     scores: dict[str, float] = {}
     for name in SCORE_NAMES:
@@ -215,13 +228,18 @@ def parse_creator(creator_id: str, raw: Mapping[str, str]) -> CreatorView:
     if "updated_at" in raw and updated_at is None:
         problems.append(f"updated_at: not epoch milliseconds ({raw['updated_at']!r})")
     explanations: dict[str, ExplanationView] = {}
-    if "explain" in raw:
+    if "basis" in raw:
+        try:
+            explanations = _render_basis(raw["basis"], raw.get("model_version"), params)
+        except ValueError as exc:
+            problems.append(f"basis: {exc}")
+    elif "explain" in raw:
         try:
             explanations = _parse_explain(raw["explain"])
         except ValueError as exc:
             problems.append(f"explain: {exc}")
     known = {*SCORE_NAMES, "provisional", "confidence", "region", "event_time", "updated_at"}
-    known |= {"model_version", "explain"}
+    known |= {"model_version", "explain", "basis"}
     return CreatorView(
         creator_id=creator_id,
         scores=scores,
@@ -234,6 +252,34 @@ def parse_creator(creator_id: str, raw: Mapping[str, str]) -> CreatorView:
         explanations=explanations,
         extra={k: v for k, v in raw.items() if k not in known},
         problems=tuple(problems),
+    )
+
+
+def _render_basis(
+    text: str, model_version: str | None, params: Params | None
+) -> dict[str, ExplanationView]:
+    if params is None:
+        raise ValueError("no model parameters given to write the explanations with")
+    if model_version != params.model_version:
+        raise ValueError(
+            f"scored with model {model_version!r}; this reader has {params.model_version!r}"
+        )
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    return {name: _view(e) for name, e in explanations_from_basis(doc, params).items()}
+
+
+def _view(e: Explanation) -> ExplanationView:
+    return ExplanationView(
+        score=e.score,
+        value=e.value,
+        summary=e.summary,
+        contributions=tuple(
+            ContributionView(name=c.name, value=c.value, points=c.points, text=c.text)
+            for c in e.contributions
+        ),
     )
 
 

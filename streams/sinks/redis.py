@@ -21,7 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from scoring.scores import explanation_dicts
+from scoring.scores import explanation_basis
 from streams import metrics
 from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
 from streams.sinks.base import Backoff, CreatorSnapshot
@@ -39,20 +39,25 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def explain_json(card: ScoreCard, dicts: Mapping[str, object] | None = None) -> str:
-    """The `explain` field: every explanation, as JSON.
+def basis_json(card: ScoreCard) -> str:
+    """The `basis` field: the figures the card's explanations are written from, as JSON.
 
-    `dicts` is `explanation_dicts(card.explanations)` when the caller already has it.
+    Readers write the sentences from it (`scoring.scores.explanations_from_basis`, used by
+    `streams.readers`); writing them on every update cost more than scoring the card.
+    ValueError for a card that did not come from `scoring.scores.score`.
     """
-    return orjson.dumps(explanation_dicts(card.explanations) if dicts is None else dicts).decode()
+    basis = explanation_basis(card.explanations)
+    if basis is None:
+        raise ValueError(f"card of {card.creator_id!r} has no explanation basis (not from score)")
+    return orjson.dumps(basis).decode()
 
 
 def creator_fields(
-    card: ScoreCard, *, updated_at_ms: int, explain: str | None = None
+    card: ScoreCard, *, updated_at_ms: int, basis: str | None = None
 ) -> dict[str, str]:
     """The creator hash (`{prefix}creator:{id}`) for a score card.
 
-    `explain` is `explain_json(card)` when the caller already has it (it is the costly part).
+    `basis` is `basis_json(card)` when the caller already has it.
     """
     fields = {name: _num(value) for name, value in card.values().items()}
     fields["provisional"] = "1" if card.provisional else "0"
@@ -61,7 +66,7 @@ def creator_fields(
     fields["event_time"] = str(card.as_of_ms)
     fields["updated_at"] = str(updated_at_ms)
     fields["model_version"] = card.model_version
-    fields["explain"] = explain_json(card) if explain is None else explain
+    fields["basis"] = basis_json(card) if basis is None else basis
     return fields
 
 

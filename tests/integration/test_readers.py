@@ -8,6 +8,7 @@ and board builders, so the readers are checked against the writer's format.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Iterator
@@ -42,6 +43,9 @@ from streams.sinks.redis import board_scores, creator_fields
 
 pytestmark = pytest.mark.integration
 
+#: Hand-made hashes carry `explain` (the texts themselves, as workers wrote them before
+#: explanation bases) so that expected sentences are short and known; the worker's own
+#: `basis` field is checked in test_readers_understand_what_the_worker_sink_writes.
 EXPLAIN = {
     "overall": {
         "score": "overall",
@@ -249,7 +253,9 @@ def test_show_command(
     assert "no scores for creator 'cr-nobody'" in unknown.stderr
 
 
-def test_readers_understand_what_the_worker_sink_writes(client: redis.Redis, keys: Keys) -> None:
+def test_readers_understand_what_the_worker_sink_writes(
+    client: redis.Redis, keys: Keys, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Real score cards (simulated events through the model) in the sink's own layout."""
     config = SimConfig(end_ms=int(time.time() * 1000), events=6_000, creators=12, seed=3)
     states: dict[str, CreatorState] = {}
@@ -275,17 +281,34 @@ def test_readers_understand_what_the_worker_sink_writes(client: redis.Redis, key
     assert top[0].score == best.overall
     assert [e.score for e in top] == sorted((c.overall for c in cards), reverse=True)
     assert {e.creator_id: e.region for e in top} == {c.creator_id: c.region for c in cards}
-    view = read_creator(client, keys, best.creator_id)
+    view = read_creator(client, keys, best.creator_id, DEFAULT_PARAMS)
     assert view is not None
     assert view.problems == ()
     assert view.scores == best.values()
     assert view.provisional == best.provisional
     assert view.event_time_ms == best.as_of_ms
     assert view.model_version == best.model_version
+    # The hash holds the explanation basis; the reader writes the model's very sentences.
     assert set(view.explanations) == set(best.explanations)
     for name, explanation in best.explanations.items():
-        assert view.explanations[name].summary == explanation.summary
-        assert len(view.explanations[name].contributions) == len(explanation.contributions)
+        got = view.explanations[name]
+        assert (got.value, got.summary) == (explanation.value, explanation.summary)
+        assert [(c.name, c.value, c.points, c.text) for c in got.contributions] == [
+            (c.name, c.value, c.points, c.text) for c in explanation.contributions
+        ]
+    # Without the model's parameters, or with another version's, it says why there are none.
+    bare = read_creator(client, keys, best.creator_id)
+    assert bare is not None and not bare.explanations
+    assert bare.problems == ("basis: no model parameters given to write the explanations with",)
+    other = dataclasses.replace(DEFAULT_PARAMS, model_version="other-2")
+    elsewhere = read_creator(client, keys, best.creator_id, other)
+    assert elsewhere is not None and "this reader has 'other-2'" in elsewhere.problems[0]
+    # `show` writes them with the worker's parameters.
+    monkeypatch.setenv("CREATOR_SCORES_REDIS_PREFIX", redis_prefix)
+    shown = CliRunner().invoke(main, ["show", best.creator_id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    doc = orjson.loads(shown.output)
+    assert doc["explain"]["sales"]["summary"] == best.explanations["sales"].summary
 
 
 # --------------------------------------------------------------------------- dashboard

@@ -8,6 +8,7 @@ values come from applying the same events to the model directly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,10 +17,10 @@ import pytest
 
 from scoring.params import DEFAULT_PARAMS, Params
 from scoring.scores import (
-    SCORE_NAMES,
     ScoreCard,
+    explanation_basis,
     explanation_dicts,
-    explanation_summary,
+    explanations_from_basis,
     score,
 )
 from scoring.state import CreatorState
@@ -34,7 +35,7 @@ from streams.pipeline import (
     card_digest,
 )
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
-from streams.sinks.redis import board_scores, explain_json
+from streams.sinks.redis import basis_json, board_scores
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000
@@ -161,10 +162,12 @@ async def test_batch_groups_by_creator_and_matches_the_model() -> None:
             "region": card.region,
             "event_time": str(card.as_of_ms),
             "model_version": card.model_version,
-            "explain": snap.fields["explain"],
+            "basis": snap.fields["basis"],
         }
         assert snap.fields["updated_at"] == str(NOW_MS)
-        assert orjson.loads(snap.fields["explain"]).keys() == card.explanations.keys()
+        # The stored basis writes the model's explanations, word for word.
+        written = explanations_from_basis(orjson.loads(snap.fields["basis"]), DEFAULT_PARAMS)
+        assert explanation_dicts(written) == explanation_dicts(card.explanations)
         assert snap.set_boards == board_scores(card)
         assert snap.previous_known is False  # new creators: the sink asks Redis what to leave
         envelope = StateEnvelope.from_bytes(h.table[creator.encode()])
@@ -300,7 +303,7 @@ async def test_region_and_theme_moves_leave_the_old_boards() -> None:
     await h.pipeline.process([h.record("posts", b"a", post("a", i)) for i in range(3)])
     old = StateEnvelope.from_bytes(h.table[b"a"]).card
     assert old is not None
-    old_boards = board_scores(old.to_card("a"))
+    old_boards = board_scores(old.to_card("a", DEFAULT_PARAMS))
 
     moved = post("a", 7, region="MY", themes=["food"], content_type="live", posted_at=NOW_MS - 1000)
     await h.pipeline.process([h.record("posts", b"a", moved)])
@@ -355,22 +358,19 @@ async def test_corrupt_state_starts_afresh() -> None:
     assert StateEnvelope.from_bytes(h.table[b"a"]).card is not None
 
 
-def test_explain_json_and_stored_points_from_dicts_match_the_objects() -> None:
-    # The worker builds the `explain` field and the stored points from plain dicts, not from
-    # Explanation objects; what Redis and the changelog get must be the same either way.
+def test_basis_json_and_stored_basis_are_the_cards_basis() -> None:
     payloads = [("post", post("a", i)) for i in range(4)] + [
         ("order", order("a", 0)),
         ("order", order("a", 1, status="refunded")),
     ]
-    fast, slow = model_card(payloads), model_card(payloads)
-    dicts = explanation_dicts(fast.explanations)
-    objects = dict(slow.explanations)  # the Explanation dataclasses, as orjson writes them
-    assert explain_json(fast, dicts) == orjson.dumps(objects).decode() == explain_json(slow)
-    assert StoredCard.of(fast, "d", dicts) == StoredCard.of(slow, "d")
-    assert [explanation_summary(fast.explanations, n) for n in SCORE_NAMES] == [
-        objects[n].summary for n in SCORE_NAMES
-    ]
-    assert all(objects[n].summary for n in SCORE_NAMES)
+    card = model_card(payloads)
+    basis = explanation_basis(card.explanations)
+    assert basis is not None
+    assert orjson.loads(basis_json(card)) == basis
+    assert StoredCard.of(card, "d").basis == basis
+    # A card not fresh from the model has no basis to publish.
+    with pytest.raises(ValueError, match="basis"):
+        basis_json(ScoreCard.from_dict(card.to_dict()))
 
 
 def test_envelope_round_trip_and_corruption() -> None:
@@ -379,13 +379,20 @@ def test_envelope_round_trip_and_corruption() -> None:
     env = StateEnvelope(b"\x01\x02state", stored)
     back = StateEnvelope.from_bytes(env.to_bytes())
     assert back == env
-    rebuilt = back.card.to_card("a") if back.card else None
+    rebuilt = back.card.to_card("a", DEFAULT_PARAMS) if back.card else None
     assert rebuilt is not None
     assert rebuilt.values() == card.values()
     assert board_scores(rebuilt) == board_scores(card)
-    assert {
-        n: [(c.name, c.points) for c in e.contributions] for n, e in rebuilt.explanations.items()
-    } == {n: [(c.name, c.points) for c in e.contributions] for n, e in card.explanations.items()}
+    assert explanation_dicts(rebuilt.explanations) == explanation_dicts(card.explanations)
+    # Another model version's card keeps no explanations to compare with.
+    other = dataclasses.replace(DEFAULT_PARAMS, model_version="other")
+    assert back.card is not None and not back.card.to_card("a", other).explanations
+    # A card stored by a worker from before explanation bases (contribution points) is
+    # read as never published: the next update publishes the creator afresh.
+    legacy = {k: v for k, v in stored.to_json().items() if k != "basis"} | {"points": {}}
+    header = orjson.dumps(legacy)
+    raw_legacy = b"CS\x01" + len(header).to_bytes(4, "big") + header + b"st"
+    assert StateEnvelope.from_bytes(raw_legacy) == StateEnvelope(b"st", None)
     assert StateEnvelope.from_bytes(StateEnvelope(b"s", None).to_bytes()) == StateEnvelope(
         b"s", None
     )
