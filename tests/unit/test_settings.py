@@ -73,3 +73,23 @@ def test_worker_gc_tuning_sets_the_threshold_and_zero_keeps_it(
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+def test_worker_keeps_the_log_level_asked_for() -> None:
+    # Faust's terminal spinner would set the root logger to DEBUG at --loglevel warning,
+    # making every debug call in aiokafka and Faust build a record (a measurable cost).
+    import logging
+
+    from streams.agents import build_worker
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        worker = build_worker(Settings(), loglevel="warning")
+        assert worker.spinner is None
+        worker._setup_logging()
+        assert root.level == logging.WARNING
+        assert not logging.getLogger("aiokafka.producer.producer").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
