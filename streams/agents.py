@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -31,7 +32,7 @@ from faust.tables.manager import TableManager
 from scoring.params import DEFAULT_PARAMS, Params, load_params
 from streams import batching, metrics
 from streams.app import AGENT_NAME, ScoringApp, build_app, rekeyed_topic_name, worker_topic_specs
-from streams.batching import BatchIngest
+from streams.batching import BatchIngest, BatchSizer
 from streams.codec import RawRecord
 from streams.keys import Keys
 from streams.observability import HealthState, ObservabilityRunner, start_observability
@@ -119,21 +120,24 @@ async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faus
 
 
 async def _drain_ingest(
-    app: faust.App, ingest: BatchIngest, pipeline: Pipeline, batch_size: int
+    app: faust.App, ingest: BatchIngest, pipeline: Pipeline, sizer: BatchSizer
 ) -> None:
     """Batch mode's agent loop: take fetched messages, run them, then acknowledge them.
 
     Acknowledging only after `_run_batch` returns is what keeps commits behind the sinks:
-    Faust commits an offset once every message up to it is acked.
+    Faust commits an offset once every message up to it is acked. `sizer` sets how many
+    records each batch may take (more under a backlog, within a time target).
     """
     consumer = app.consumer
     while True:
-        messages = batching.current(app, await ingest.take(batch_size))
+        messages = batching.current(app, await ingest.take(sizer.limit))
         if not messages:
             continue
+        started = time.perf_counter()
         batching.track(consumer, messages)
         await _run_batch(pipeline, batching.to_records(messages), app)
         batching.ack(consumer, messages)
+        sizer.observe(len(messages), time.perf_counter() - started)
 
 
 def install_pipeline(
@@ -166,7 +170,8 @@ def install_pipeline(
             )
             if ingest is not None:
                 # The consumer bypasses the stream (streams.batching): fetches arrive whole.
-                await _drain_ingest(app, ingest, pipeline, batch_size)
+                sizer = BatchSizer(batch_size, settings.batch_target_s)
+                await _drain_ingest(app, ingest, pipeline, sizer)
                 return
             # take_events (not take): the pipeline needs each record's topic, partition,
             # offset, key and timestamp, which only the events carry.

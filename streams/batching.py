@@ -86,6 +86,44 @@ class BatchIngest:
         return out
 
 
+@dataclass
+class BatchSizer:
+    """How many records the next batch may take: more while batches finish in time.
+
+    A batch scores each creator it touches once, however many of its events it holds,
+    so under a backlog bigger batches cost less per event (`bench/commentary.md`). But a
+    batch in progress delays a rebalance or a shutdown, and redoes its work after a
+    crash. The limit therefore doubles after each full batch that took under
+    `target_s`, and shrinks to what would have taken `target_s` after one that took
+    longer; it stays between `floor` and `cap`. Batches that were not full (the worker
+    is keeping up) leave it alone. `target_s` 0 makes every limit `cap`.
+    """
+
+    cap: int
+    target_s: float
+    floor: int = 1000
+    limit: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.cap < 1:
+            raise ValueError(f"cap must be at least 1, got {self.cap}")
+        if self.target_s < 0:
+            raise ValueError(f"target_s must not be negative, got {self.target_s}")
+        self.floor = max(1, min(self.floor, self.cap))
+        self.limit = self.floor if self.target_s > 0 else self.cap
+
+    def observe(self, records: int, seconds: float) -> None:
+        """Record that a batch of `records` took `seconds`."""
+        if self.target_s <= 0 or records <= 0:
+            return
+        if seconds > self.target_s:
+            fitting = int(records * self.target_s / seconds)
+            self.limit = max(self.floor, min(self.limit, fitting))
+        elif records >= self.limit:
+            fitting = int(records * self.target_s / max(seconds, 1e-6))
+            self.limit = min(self.cap, 2 * self.limit, max(self.limit, fitting))
+
+
 _INGESTS: weakref.WeakKeyDictionary[AppT, BatchIngest] = weakref.WeakKeyDictionary()
 
 

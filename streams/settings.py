@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     topic_replication: int = 1
 
     # Stream processing.
-    batch_size: int = 5000
+    # Batch ingest: the most records per batch; under a backlog batches grow toward it
+    # while one takes under batch_target_s (0: always batch_size; streams.batching.BatchSizer).
+    batch_size: int = Field(default=50_000, ge=1)
+    batch_target_s: float = Field(default=5.0, ge=0)
     batch_within_s: float = 0.25
     # batch: whole fetches handed over (streams.batching); stream: Faust's per-message path.
     ingest: Literal["stream", "batch"] = "batch"

@@ -106,3 +106,40 @@ async def test_stale_messages_are_dropped_and_processed_ones_acked() -> None:
 
     app.flow_control.suspend()
     assert batching.current(app, [new]) == []
+
+
+def test_batch_sizer_grows_under_a_backlog_and_shrinks_to_the_target() -> None:
+    sizer = batching.BatchSizer(cap=50_000, target_s=5.0)
+    assert sizer.limit == 1000
+    # Full batches well within the target: the limit doubles, up to the cap.
+    seen = []
+    for _ in range(8):
+        sizer.observe(sizer.limit, 0.5)
+        seen.append(sizer.limit)
+    assert seen == [2000, 4000, 8000, 16000, 32000, 50_000, 50_000, 50_000]
+    # A batch over the target: down to what would have fitted.
+    sizer.observe(50_000, 10.0)
+    assert sizer.limit == 25_000
+    # Near the target: no doubling past what fits.
+    sizer.observe(25_000, 4.0)
+    assert sizer.limit == 31_250
+    # Batches that were not full (the worker keeps up) say nothing about bigger ones.
+    sizer.observe(10, 0.01)
+    assert sizer.limit == 31_250
+    # ... unless even they took too long; never below the floor.
+    sizer.observe(5_000, 60.0)
+    assert sizer.limit == 1000
+
+
+def test_batch_sizer_fixed_size_and_small_caps() -> None:
+    fixed = batching.BatchSizer(cap=5000, target_s=0)
+    fixed.observe(5000, 100.0)
+    assert fixed.limit == 5000
+    small = batching.BatchSizer(cap=40, target_s=5.0)
+    assert small.limit == 40
+    small.observe(40, 0.001)
+    assert small.limit == 40
+    with pytest.raises(ValueError, match="cap"):
+        batching.BatchSizer(cap=0, target_s=1.0)
+    with pytest.raises(ValueError, match="target_s"):
+        batching.BatchSizer(cap=10, target_s=-1.0)
