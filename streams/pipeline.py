@@ -158,23 +158,27 @@ class StoredCard:
             basis=basis,
         )
 
-    def to_json(self) -> dict[str, object]:
-        # By hand: dataclasses.asdict deep-copies every nested value and costs more than
-        # scoring the card.
-        return {
-            "digest": self.digest,
-            "model_version": self.model_version,
-            "region": self.region,
-            "as_of_ms": self.as_of_ms,
-            "provisional": self.provisional,
-            "confidence": self.confidence,
-            "values": self.values,
-            "influence_by_theme": self.influence_by_theme,
-            "influence_by_content_type": self.influence_by_content_type,
-            "overall_by_theme": self.overall_by_theme,
-            "overall_by_content_type": self.overall_by_content_type,
-            "basis": self.basis,
-        }
+    def to_json(self) -> list[object]:
+        """Positional (layout `_CARD_LAYOUT`): field names would be a fifth of every value.
+
+        By hand: dataclasses.astuple deep-copies every nested value and costs more than
+        scoring the card.
+        """
+        return [
+            _CARD_LAYOUT,
+            self.digest,
+            self.model_version,
+            self.region,
+            self.as_of_ms,
+            self.provisional,
+            self.confidence,
+            [self.values[name] for name in SCORE_NAMES],
+            self.influence_by_theme,
+            self.influence_by_content_type,
+            self.overall_by_theme,
+            self.overall_by_content_type,
+            self.basis,
+        ]
 
     def to_card(self, creator_id: str, params: Params) -> ScoreCard:
         """The card as published; its explanations are written from the basis with `params`.
@@ -237,17 +241,37 @@ class StateEnvelope:
         return cls(state=data[end:], card=card)
 
 
+#: Version of `StoredCard.to_json`'s positional layout (its first element).
+_CARD_LAYOUT: Final = 2
+
+
 def _stored_card(raw: object) -> StoredCard | None:
-    if not isinstance(raw, dict):
-        raise TypeError(f"stored card must be an object, got {type(raw).__name__}")
-    if "points" in raw and "basis" not in raw:
-        # Written by a worker from before explanation bases (it kept contribution points):
-        # treated as never published, so the next update publishes the creator afresh.
+    if isinstance(raw, dict):
+        # Written by a worker from before this layout (a JSON object, with contribution
+        # points instead of the explanation basis): treated as never published, so the
+        # creator's next update publishes it afresh.
         return None
-    card = StoredCard(**raw)
-    if not isinstance(card.basis, dict):
-        raise TypeError("stored card basis must be an object")
-    return card
+    if not isinstance(raw, list) or len(raw) != 13 or raw[0] != _CARD_LAYOUT:
+        raise TypeError(f"stored card must be a layout-{_CARD_LAYOUT} list of 13 items")
+    _, digest, version, region, as_of, provisional, confidence, values, *maps, basis = raw
+    if not isinstance(values, list) or len(values) != len(SCORE_NAMES):
+        raise TypeError(f"stored card values must be {len(SCORE_NAMES)} numbers")
+    if not all(isinstance(m, dict) for m in maps) or not isinstance(basis, dict):
+        raise TypeError("stored card breakdowns and basis must be objects")
+    return StoredCard(
+        digest=str(digest),
+        model_version=str(version),
+        region=str(region),
+        as_of_ms=int(as_of),
+        provisional=bool(provisional),
+        confidence=float(confidence),
+        values=dict(zip(SCORE_NAMES, map(float, values), strict=True)),
+        influence_by_theme=maps[0],
+        influence_by_content_type=maps[1],
+        overall_by_theme=maps[2],
+        overall_by_content_type=maps[3],
+        basis=basis,
+    )
 
 
 def card_digest(card: ScoreCard, basis: str | None = None) -> str:

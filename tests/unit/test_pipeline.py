@@ -387,9 +387,9 @@ def test_envelope_round_trip_and_corruption() -> None:
     # Another model version's card keeps no explanations to compare with.
     other = dataclasses.replace(DEFAULT_PARAMS, model_version="other")
     assert back.card is not None and not back.card.to_card("a", other).explanations
-    # A card stored by a worker from before explanation bases (contribution points) is
-    # read as never published: the next update publishes the creator afresh.
-    legacy = {k: v for k, v in stored.to_json().items() if k != "basis"} | {"points": {}}
+    # A card stored by a worker from before this layout (an object with contribution
+    # points) is read as never published: the next update publishes the creator afresh.
+    legacy = {"digest": "d", "model_version": card.model_version, "points": {"sales": []}}
     header = orjson.dumps(legacy)
     raw_legacy = b"CS\x01" + len(header).to_bytes(4, "big") + header + b"st"
     assert StateEnvelope.from_bytes(raw_legacy) == StateEnvelope(b"st", None)
@@ -402,7 +402,8 @@ def test_envelope_round_trip_and_corruption() -> None:
         b"XX\x01\x00\x00\x00\x02{}",
         raw[:10],
         raw[:3] + b"\x00\x00\x00\x05[1,2]",
-        raw[:3] + b"\x00\x00\x00\x02{}",
+        raw[:3] + b"\x00\x00\x00\x04[2,1]",
+        raw[:3] + b"\x00\x00\x00\x02[]",
     ):
         with pytest.raises(ValueError):
             StateEnvelope.from_bytes(bad)
