@@ -152,7 +152,10 @@ def install_pipeline(
     cache = StateCache()
     ingest: BatchIngest | None = None
     if settings.ingest == "batch":
-        ingest = BatchIngest(frozenset((*settings.source_topics, rekeyed_topic_name(settings))))
+        ingest = BatchIngest(
+            frozenset((*settings.source_topics, rekeyed_topic_name(settings))),
+            bulk_changelog=settings.changelog_bulk,
+        )
         batching.attach(app, ingest)
 
     async def score(stream: faust.StreamT[Any]) -> None:

@@ -58,6 +58,9 @@ class BatchIngest:
 
     topics: frozenset[str]
     max_pending: int = DEFAULT_MAX_PENDING
+    #: Apply table changelog records a fetch at a time (`ChangelogBulk`); False leaves
+    #: them to Faust's per-event recovery loop.
+    bulk_changelog: bool = True
     queue: asyncio.Queue[list[Message]] = field(init=False)
     #: The part of a fetch that did not fit in the last batch taken.
     _rest: list[Message] = field(init=False, default_factory=list)
@@ -286,7 +289,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         batch_topics = ingest.topics
         callback = self.callback
         bulk = ChangelogBulk(self.app)
-        changelog_topics = self.app.tables.changelog_topics
+        changelog_topics = self.app.tables.changelog_topics if ingest.bulk_changelog else set()
         while not (consumer_stopped() or fetcher_stopped()):
             self.diag.set_flag(CONSUMER_FETCHING)
             try:

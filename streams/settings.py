@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=50_000, ge=1)
     batch_target_s: float = Field(default=5.0, ge=0)
     batch_within_s: float = 0.25
+    # Batch ingest: apply state changelog records a fetch at a time (recovery, standbys)
+    # instead of through Faust's per-event recovery loop (streams.batching.ChangelogBulk).
+    changelog_bulk: bool = True
     # batch: whole fetches handed over (streams.batching); stream: Faust's per-message path.
     ingest: Literal["stream", "batch"] = "batch"
     # Young-generation GC threshold for the worker process (0: keep CPython's default).
