@@ -135,9 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment for every worker run, e.g. CREATOR_SCORES_INGEST=batch",
     )
     p.add_argument(
+        "--default-variants",
+        action="store_true",
+        help="also run the worker's other ingest mode as a variant (done by default with "
+        "--smoke only: in a full run it more than doubles the run's length)",
+    )
+    p.add_argument(
         "--no-default-variants",
         action="store_true",
-        help="do not add the worker's other ingest mode as a variant automatically",
+        help="never add the worker's other ingest mode as a variant",
     )
     p.add_argument("--out", type=Path, help="result JSON (default bench/results/<run id>.json)")
     p.add_argument("--no-docs", action="store_true", help="do not write benchmarks.md/.png")
@@ -186,7 +192,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
             raise SystemExit(f"--worker-env: expected ENV=VALUE, got {item!r}")
         worker_env[key] = value
     variants = dict(args.variant)
-    if not args.no_default_variants and "pipeline" in consumers:
+    wanted = args.default_variants or (smoke and not args.no_default_variants)
+    if wanted and "pipeline" in consumers:
         variants = {**default_variants(worker_env), **variants}
     return Plan(
         mode="smoke" if smoke else "full",
