@@ -343,6 +343,8 @@ class _Loaded:
     stored: bytes | None = None
     #: The published card itself when this worker computed it (None: rebuild it from `card`).
     published: ScoreCard | None = None
+    #: The boards `published` sits on, with its score there (`board_scores(published)`).
+    boards: Mapping[str, float] | None = None
 
 
 class StateCache:
@@ -694,19 +696,26 @@ class Pipeline:
         if old is not None and old.digest == digest:
             # New facts, same published card: keep the state, leave Redis alone.
             envelope = StateEnvelope(state_bytes, old).to_bytes()
-            written = _Loaded(state, old, state_bytes, envelope, loaded.published)
+            written = _Loaded(
+                state, old, state_bytes, envelope, loaded.published, loaded.boards
+            )
             state_writes.append((creator_id, written))
             return False
         stored_card = StoredCard.of(card, digest, basis)
         envelope = StateEnvelope(state_bytes, stored_card).to_bytes()
         # The card kept from the last batch says the same as the stored one rebuilt (diffs and
         # boards read only its scores, breakdowns and contribution points), without the cost.
-        old_card = loaded.published
+        old_card, previous = loaded.published, loaded.boards
         if old_card is None and old is not None:
             old_card = old.to_card(creator_id, self._params)
-        snapshot = self._snapshot(card, old_card, basis_text, now_ms)
+        if previous is None and old_card is not None:
+            previous = board_scores(old_card)
+        boards = board_scores(card)
+        snapshot = self._snapshot(card, boards, previous, basis_text, now_ms)
         change = diff_scores(old_card, card, self._config.change_threshold)
-        state_writes.append((creator_id, _Loaded(state, stored_card, state_bytes, envelope, card)))
+        state_writes.append(
+            (creator_id, _Loaded(state, stored_card, state_bytes, envelope, card, boards))
+        )
         snapshots.append(snapshot)
         if change is not None:
             outbound.append(
@@ -719,13 +728,17 @@ class Pipeline:
 
     @staticmethod
     def _snapshot(
-        card: ScoreCard, old: ScoreCard | None, basis: str, now_ms: int
+        card: ScoreCard,
+        boards: Mapping[str, float],
+        previous: Mapping[str, float] | None,
+        basis: str,
+        now_ms: int,
     ) -> CreatorSnapshot:
+        """`boards`: the card's `board_scores`; `previous`: those of the card it replaces
+        (None: this worker does not know it, and the sink asks Redis)."""
         fields = creator_fields(card, updated_at_ms=now_ms, basis=basis)
-        boards = board_scores(card)
-        if old is None:
+        if previous is None:
             return CreatorSnapshot(card.creator_id, fields, boards, previous_known=False)
-        previous = board_scores(old)
         moved = {b: v for b, v in boards.items() if previous.get(b) != v}
         left = frozenset(b for b in previous if b not in boards)
         joined = frozenset(b for b in boards if b not in previous)
