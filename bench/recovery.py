@@ -44,11 +44,19 @@ async def run_recovery(
     *,
     kill_fraction: float = 0.5,
     env_overrides: Mapping[str, str] | None = None,
+    static_member: bool = True,
 ) -> dict[str, Any]:
+    """`static_member`: A and B share a group instance id, as a pod restarted under its
+    name would (B takes A's partitions at once); False: B is a new member, assigned A's
+    partitions only once the broker has dropped A (the session timeout)."""
     spec = worker_spec()
     app_id = ctx.name(dataset.label, "recovery")
     total = dataset.total
     result: dict[str, Any] = {"dataset": dataset.label, "events": total}
+    env_overrides = dict(env_overrides or {})
+    if static_member:
+        env_overrides["CREATOR_SCORES_GROUP_INSTANCE_ID"] = f"{app_id}-worker-0"
+    result["group_instance_id"] = env_overrides.get("CREATOR_SCORES_GROUP_INSTANCE_ID")
     ctx.say(f"recovery: worker A on {dataset.label}, kill -9 at {kill_fraction:.0%} consumed")
     first = start_consumer(ctx, spec, dataset.topics, app_id, tag="-a", env_overrides=env_overrides)
     redis = Redis.from_url(ctx.redis_url)

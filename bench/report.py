@@ -286,9 +286,16 @@ def _recovery(results: dict[str, Any]) -> list[str]:
     if not r:
         return ["Not measured in this run.", ""]
     boards = ", ".join(r.get("boards_differing") or []) or "none"
+    instance = r.get("group_instance_id")
+    takeover = (
+        f"A restarted: same group instance id `{instance}` (static membership)"
+        if instance
+        else "a new group member (waits for A's session timeout)"
+    )
     return [
         "| what | value |",
         "|---|---:|",
+        f"| worker B is | {takeover} |",
         f"| events consumed by worker A when killed | {_fmt(r.get('a_consumed_at_kill'))} |",
         f"| creators A held when killed | {_fmt(r.get('a_creators_held_at_kill'))} |",
         f"| events A had committed | {_fmt(r.get('a_committed_at_kill'))} |",

@@ -66,6 +66,8 @@ class Plan:
     variants: dict[str, dict[str, str]] = field(default_factory=dict)
     #: environment every worker process gets (main pipeline, freshness, recovery, variants)
     worker_env: dict[str, str] = field(default_factory=dict)
+    #: recovery: worker B joins as a new member instead of taking A's group instance id
+    recovery_new_member: bool = False
     #: smoke only: baselines run side by side (their figures then mean nothing, but the
     #: harness is exercised in a third of the time)
     parallel_baselines: bool = False
@@ -145,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="never add the worker's other ingest mode as a variant",
     )
+    p.add_argument(
+        "--recovery-new-member",
+        action="store_true",
+        help="recovery: B joins as a new group member (waits out A's session timeout) "
+        "instead of restarting A under its group instance id",
+    )
     p.add_argument("--out", type=Path, help="result JSON (default bench/results/<run id>.json)")
     p.add_argument("--no-docs", action="store_true", help="do not write benchmarks.md/.png")
     p.add_argument(
@@ -211,6 +219,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         variants=variants,
         worker_env=worker_env,
         parallel_baselines=smoke,
+        recovery_new_member=args.recovery_new_member,
     )
 
 
@@ -375,7 +384,13 @@ class Runner:
                 f"skipped: the undisturbed pipeline run on {dataset.label} did not finish "
                 f"within {self.ctx.deadline_s:.0f} s (--deadline)"
             )
-        return await run_recovery(self.ctx, dataset, prefix, env_overrides=self.plan.worker_env)
+        return await run_recovery(
+            self.ctx,
+            dataset,
+            prefix,
+            env_overrides=self.plan.worker_env,
+            static_member=not self.plan.recovery_new_member,
+        )
 
     async def freshness(self) -> dict[str, Any]:
         from bench.freshness import run_freshness

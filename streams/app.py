@@ -116,6 +116,11 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         # Faust would otherwise turn every print and log line into a WARNING record.
         "worker_redirect_stdouts": False,
     }
+    if settings.group_instance_id:
+        # Static membership (KIP-345): a worker restarted under the same id takes its
+        # predecessor's place and partitions at once, instead of waiting out the session
+        # timeout of a member that died without leaving.
+        config["consumer_group_instance_id"] = settings.group_instance_id
     if settings.ingest == "batch":
         # Only the consumer changes transport; producers stay on the stock one.
         config["broker_consumer"] = [batch_url(u) for u in config["broker"]]

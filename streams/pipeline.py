@@ -696,9 +696,7 @@ class Pipeline:
         if old is not None and old.digest == digest:
             # New facts, same published card: keep the state, leave Redis alone.
             envelope = StateEnvelope(state_bytes, old).to_bytes()
-            written = _Loaded(
-                state, old, state_bytes, envelope, loaded.published, loaded.boards
-            )
+            written = _Loaded(state, old, state_bytes, envelope, loaded.published, loaded.boards)
             state_writes.append((creator_id, written))
             return False
         stored_card = StoredCard.of(card, digest, basis)

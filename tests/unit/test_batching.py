@@ -143,3 +143,10 @@ def test_batch_sizer_fixed_size_and_small_caps() -> None:
         batching.BatchSizer(cap=0, target_s=1.0)
     with pytest.raises(ValueError, match="target_s"):
         batching.BatchSizer(cap=10, target_s=-1.0)
+
+
+def test_group_instance_id_turns_on_static_membership() -> None:
+    assert "consumer_group_instance_id" not in faust_config(Settings())
+    config = faust_config(Settings(group_instance_id="scorer-0"))
+    assert config["consumer_group_instance_id"] == "scorer-0"
+    assert faust.App("test-static", **config).conf.consumer_group_instance_id == "scorer-0"
