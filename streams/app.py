@@ -121,6 +121,11 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         # predecessor's place and partitions at once, instead of waiting out the session
         # timeout of a member that died without leaving.
         config["consumer_group_instance_id"] = settings.group_instance_id
+        # Faust's assignor checks that an assignment was made for this worker's URL; the
+        # coordinator hands a restarted static member the assignment its predecessor got,
+        # so the URL must not depend on the host or port it restarts on. Faust's web
+        # server is off, so the URL names the member and nothing else.
+        config["canonical_url"] = f"http://{settings.group_instance_id}"
     if settings.ingest == "batch":
         # Only the consumer changes transport; producers stay on the stock one.
         config["broker_consumer"] = [batch_url(u) for u in config["broker"]]

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # Faust / Kafka client tuning.
     session_timeout_s: float = 6.0
     # Static group membership: a stable id per worker (e.g. a StatefulSet pod name).
-    group_instance_id: str | None = None
+    group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     heartbeat_interval_s: float = 1.0
     producer_linger_ms: int = 5
     producer_max_batch_size: int = 1_048_576

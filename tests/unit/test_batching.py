@@ -149,4 +149,7 @@ def test_group_instance_id_turns_on_static_membership() -> None:
     assert "consumer_group_instance_id" not in faust_config(Settings())
     config = faust_config(Settings(group_instance_id="scorer-0"))
     assert config["consumer_group_instance_id"] == "scorer-0"
-    assert faust.App("test-static", **config).conf.consumer_group_instance_id == "scorer-0"
+    conf = faust.App("test-static", **config).conf
+    assert conf.consumer_group_instance_id == "scorer-0"
+    # The member's URL (Faust's assignor checks it) names the instance, not host or port.
+    assert str(conf.canonical_url) == "http://scorer-0"
