@@ -46,11 +46,11 @@ async def run_one(events: int, creators: int, config: dict[str, int]) -> dict[st
     """One configuration, in this process: the figures of one timed pass."""
     from redis.asyncio import Redis
 
-    from streams.agents import load_scoring_params, tune_gc
+    from streams.agents import tune_gc
     from streams.codec import RawRecord
     from streams.keys import Keys
     from streams.pipeline import Pipeline, PipelineConfig
-    from streams.settings import Settings
+    from streams.settings import Settings, load_scoring_params
     from streams.simulate import SimConfig, generate_events
     from streams.sinks.redis import RedisSink, build_redis
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import os
@@ -29,7 +28,7 @@ import mode
 from faust.streams import Stream
 from faust.tables.manager import TableManager
 
-from scoring.params import DEFAULT_PARAMS, Params, load_params
+from scoring.params import Params
 from streams import batching, metrics
 from streams.app import AGENT_NAME, ScoringApp, build_app, rekeyed_topic_name, worker_topic_specs
 from streams.batching import BatchIngest, BatchSizer
@@ -37,7 +36,7 @@ from streams.codec import RawRecord
 from streams.keys import Keys
 from streams.observability import HealthState, ObservabilityRunner, start_observability
 from streams.pipeline import Pipeline, PipelineConfig, StateCache
-from streams.settings import Settings
+from streams.settings import Settings, load_scoring_params
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
 from streams.topics import ensure_topics
@@ -48,16 +47,6 @@ log = logging.getLogger(__name__)
 EXIT_PIPELINE_FAILED = 70
 #: How long a batch may wait for its changelog records to leave Faust's buffer.
 CHANGELOG_FLUSH_TIMEOUT_S = 60.0
-
-
-def load_scoring_params(settings: Settings) -> Params:
-    """The model parameters: the TOML file if configured, with the worker's future margin."""
-    params = (
-        load_params(settings.scoring_params_file)
-        if settings.scoring_params_file is not None
-        else DEFAULT_PARAMS
-    )
-    return dataclasses.replace(params, future_margin_ms=settings.future_margin_s * 1000)
 
 
 def to_records(events: Iterable[faust.types.EventT[Any]]) -> list[RawRecord]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from streams.keys import BOARD_SCORES, GLOBAL_REGION
-from streams.settings import Settings, load_settings
+from streams.settings import Settings, load_scoring_params, load_settings
 
 
 @click.group()
@@ -297,7 +297,6 @@ def show(settings: Settings, creator_id: str, as_json: bool) -> None:
     import redis as redis_lib
     from rich.console import Console
 
-    from streams.agents import load_scoring_params
     from streams.keys import Keys
     from streams.readers import connect, creator_json, creator_renderable, read_creator
 

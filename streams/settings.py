@@ -9,11 +9,14 @@ version of their own.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scoring.params import DEFAULT_PARAMS, Params, load_params
 
 
 class Settings(BaseSettings):
@@ -88,3 +91,17 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read the environment once; callers pass the result down."""
     return Settings()
+
+
+def load_scoring_params(settings: Settings) -> Params:
+    """The model parameters: the TOML file if configured, with the worker's future margin.
+
+    Here rather than with the worker so that readers (`creator-scores show`) get the
+    parameters without importing Faust.
+    """
+    params = (
+        load_params(settings.scoring_params_file)
+        if settings.scoring_params_file is not None
+        else DEFAULT_PARAMS
+    )
+    return dataclasses.replace(params, future_margin_ms=settings.future_margin_s * 1000)

@@ -22,10 +22,9 @@ from scoring.params import DEFAULT_PARAMS
 from scoring.scores import ScoreCard, score
 from scoring.state import CreatorState
 from scoring.validate import ValidationError, validate
-from streams.agents import load_scoring_params
 from streams.app import changelog_topic_name, rekeyed_topic_name
 from streams.keys import Keys
-from streams.settings import Settings
+from streams.settings import Settings, load_scoring_params
 from streams.sinks.redis import board_scores, creator_fields
 
 #: A record to produce: (topic, key, value).
