@@ -204,9 +204,8 @@ class ChangelogBulk:
 
     def __init__(self, app: AppT) -> None:
         self.app = app
-        #: Changelog records applied this way, and those for partitions not being recovered.
+        #: Changelog records applied this way (for the end-of-recovery log line).
         self.applied = 0
-        self.skipped = 0
 
     async def apply(self, messages: list[Message]) -> None:
         """Apply `messages` (changelog records of one fetch, in fetch order)."""
@@ -227,7 +226,6 @@ class ChangelogBulk:
             else:
                 # Faust warns and (by a bug it documents) applies such a record to the
                 # previous record's table; it is a partition no longer ours: skip it.
-                self.skipped += 1
                 log.warning("changelog record for %s, which is not being recovered", tp)
                 continue
             seen = offsets.get(tp)
@@ -237,7 +235,6 @@ class ChangelogBulk:
             table = tp_to_table[tp]
             event = await table.changelog_topic.decode(message)
             if event is None:  # undecodable: Faust's decoder logged it; the offset moves on
-                self.skipped += 1
                 continue
             await table.on_changelog_event(event)
             batches.setdefault(table, []).append(event)

@@ -39,7 +39,6 @@ from scoring.scores import (
     SCORE_NAMES,
     Explanation,
     ScoreCard,
-    explanation_basis,
     explanations_from_basis,
     score,
 )
@@ -58,7 +57,7 @@ from streams.codec import (
 )
 from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord, RecordSink, SnapshotSink
-from streams.sinks.redis import basis_json, board_scores, creator_fields
+from streams.sinks.redis import basis_json, board_scores, card_basis, creator_fields
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +112,7 @@ _MAGIC: Final = b"CS\x01"
 _HEADER_LEN = struct.Struct(">I")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredCard:
     """The last published score card, as the state table keeps it.
 
@@ -138,11 +137,9 @@ class StoredCard:
 
     @classmethod
     def of(cls, card: ScoreCard, digest: str, basis: Mapping[str, Any] | None = None) -> StoredCard:
-        """`basis`: the card's `explanation_basis`, when the caller already has it."""
+        """`basis`: the card's `card_basis`, when the caller already has it."""
         if basis is None:
-            basis = explanation_basis(card.explanations)
-            if basis is None:
-                raise ValueError(f"card of {card.creator_id!r} has no explanation basis")
+            basis = card_basis(card)
         return cls(
             digest=digest,
             model_version=card.model_version,
@@ -689,8 +686,7 @@ class Pipeline:
             if state_bytes == before:
                 return False  # nothing new for this creator: no state write, no snapshot
         card = score(state, self._params)
-        basis = explanation_basis(card.explanations)
-        assert basis is not None  # a card fresh from score
+        basis = card_basis(card)
         basis_text = orjson.dumps(basis).decode()
         digest = card_digest(card, basis_text)
         if old is not None and old.digest == digest:

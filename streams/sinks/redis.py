@@ -39,17 +39,25 @@ def _num(value: float) -> str:
     return repr(float(value))
 
 
-def basis_json(card: ScoreCard) -> str:
-    """The `basis` field: the figures the card's explanations are written from, as JSON.
+def card_basis(card: ScoreCard) -> dict[str, Any]:
+    """The figures the card's explanations are written from (`explanation_basis`).
 
-    Readers write the sentences from it (`scoring.scores.explanations_from_basis`, used by
-    `streams.readers`); writing them on every update cost more than scoring the card.
-    ValueError for a card that did not come from `scoring.scores.score`.
+    ValueError for a card that did not come from `scoring.scores.score`: only those can
+    be published, since readers write the sentences from this basis.
     """
     basis = explanation_basis(card.explanations)
     if basis is None:
         raise ValueError(f"card of {card.creator_id!r} has no explanation basis (not from score)")
-    return orjson.dumps(basis).decode()
+    return basis
+
+
+def basis_json(card: ScoreCard) -> str:
+    """The `basis` field: `card_basis` as JSON.
+
+    Readers write the sentences from it (`scoring.scores.explanations_from_basis`, used by
+    `streams.readers`); writing them on every update cost more than scoring the card.
+    """
+    return orjson.dumps(card_basis(card)).decode()
 
 
 def creator_fields(
