@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import hiredis
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from scoring.scores import ScoreCard
 
 log = logging.getLogger(__name__)
+
+_pack_command = hiredis.pack_command
 
 #: Builds board ids: Redis keys without the deployment's prefix.
 _IDS = Keys(prefix="")
@@ -213,11 +216,10 @@ class RedisSink:
 
 
 def pack_commands(commands: Sequence[Sequence[bytes]]) -> bytes:
-    """RESP2 framing of `commands` (each a sequence of byte-string arguments), back to back."""
-    out: list[bytes] = []
-    add = out.append
-    for args in commands:
-        add(b"*%d\r\n" % len(args))
-        for arg in args:
-            add(b"$%d\r\n%b\r\n" % (len(arg), arg))
-    return b"".join(out)
+    """RESP2 framing of `commands` (each a sequence of byte-string arguments), back to back.
+
+    hiredis (a dependency through `redis[hiredis]`) frames each command in C, about twice
+    as fast as the same framing written in Python.
+    """
+    # hiredis's stub types the argument as a 1-tuple; it takes a tuple of any length.
+    return b"".join([_pack_command(tuple(args)) for args in commands])  # type: ignore[arg-type]
