@@ -30,7 +30,14 @@ from faust.tables.manager import TableManager
 
 from scoring.params import Params
 from streams import batching, metrics
-from streams.app import AGENT_NAME, ScoringApp, build_app, rekeyed_topic_name, worker_topic_specs
+from streams.app import (
+    AGENT_NAME,
+    ScoringApp,
+    build_app,
+    rekeyed_topic_name,
+    use_event_loop,
+    worker_topic_specs,
+)
 from streams.batching import BatchIngest, BatchSizer
 from streams.codec import RawRecord
 from streams.keys import Keys
@@ -235,6 +242,7 @@ class WorkerSupport(mode.Service):
 
 def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
     """The Faust worker for our app, with the observability endpoint beside it."""
+    use_event_loop(settings)
     bundle = build_app(settings)
     # Faust creates its data directory but not the parents; with the memory store it stays empty.
     Path(bundle.app.conf.datadir).mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+import mode.loop
 from aiokafka.admin import NewTopic
 
 from streams.batching import batch_url
@@ -89,6 +90,17 @@ class ScoringApp:
     app: faust.App
     source: faust.TopicT
     table: faust.Table[bytes, bytes]
+
+
+def use_event_loop(settings: Settings) -> None:
+    """Install the event loop the settings ask for, before anything creates a loop.
+
+    `uvloop` is mode's supported alternative to asyncio's own loop (what `faust -L uvloop`
+    selects): its callbacks, futures and socket transports are written in C, which is
+    where a worker spends what the pipeline leaves (the producer, the fetcher, Redis I/O).
+    `aio` keeps asyncio's loop.
+    """
+    mode.loop.use(settings.event_loop)
 
 
 def faust_config(settings: Settings) -> dict[str, Any]:

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     scoring_params_file: Path | None = None
 
     # Faust / Kafka client tuning.
+    # The worker's event loop: aio (asyncio's own) or uvloop (streams.app.use_event_loop).
+    event_loop: Literal["aio", "uvloop"] = "aio"
     session_timeout_s: float = 6.0
     # Static group membership: a stable id per worker (e.g. a StatefulSet pod name).
     group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

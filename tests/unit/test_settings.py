@@ -93,3 +93,32 @@ def test_worker_keeps_the_log_level_asked_for() -> None:
     finally:
         root.setLevel(level)
         root.handlers[:] = handlers
+
+
+def test_event_loop_setting_installs_uvloop_or_keeps_asyncio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import uvloop
+
+    from streams.app import use_event_loop
+
+    policy = asyncio.get_event_loop_policy()
+    try:
+        monkeypatch.setenv("CREATOR_SCORES_EVENT_LOOP", "uvloop")
+        use_event_loop(Settings())
+        loop = asyncio.new_event_loop()
+        assert isinstance(loop, uvloop.Loop)
+        loop.close()
+        asyncio.set_event_loop_policy(None)
+        monkeypatch.setenv("CREATOR_SCORES_EVENT_LOOP", "aio")
+        use_event_loop(Settings())
+        loop = asyncio.new_event_loop()
+        assert not isinstance(loop, uvloop.Loop)
+        loop.close()
+        monkeypatch.setenv("CREATOR_SCORES_EVENT_LOOP", "gevent")
+        with pytest.raises(ValueError, match="event_loop"):
+            Settings()
+    finally:
+        asyncio.set_event_loop_policy(policy)
