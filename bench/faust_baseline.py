@@ -2,8 +2,9 @@
 
 Baselines (a) and (b) must differ from the pipeline only in the work they do per
 record, so they take the worker's client settings (`streams.app.faust_config`)
-and its event loop (`CREATOR_SCORES_EVENT_LOOP`), but none of its extension classes (Stream, Agent, ...) nor its own consumer
-transport (batch ingest): a baseline runs Faust as Faust ships it.
+and its event loop (`CREATOR_SCORES_EVENT_LOOP`), but none of its extension classes
+(Stream, Agent, ...) nor its own consumer transport (batch ingest): a baseline runs
+Faust as Faust ships it.
 """
 
 from __future__ import annotations
