@@ -356,7 +356,8 @@ def _state(results: dict[str, Any]) -> list[str]:
     lines.append("")
     if slope is not None:
         lines.append(
-            f"Between the two datasets the worker's end RSS grows by {slope:,.0f} MB per 100 k "
+            "Between the two datasets (the same events over more creators, so each creator's "
+            f"state is thinner) the worker's end RSS changes by {slope:+,.0f} MB per 100 k "
             "creators held."
         )
         lines.append("")
