@@ -48,10 +48,10 @@ async def run_one(events: int, creators: int, config: dict[str, int]) -> dict[st
 
     from streams.agents import tune_gc
     from streams.codec import RawRecord
+    from streams.devtools.simulate import SimConfig, generate_events
     from streams.keys import Keys
     from streams.pipeline import Pipeline, PipelineConfig
     from streams.settings import Settings, load_scoring_params
-    from streams.simulate import SimConfig, generate_events
     from streams.sinks.redis import RedisSink, build_redis
 
     class DiscardingSink:

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from bench.common import BenchError, Ctx, create_topics, end_offsets, source_partitions
-from streams.simulate import SimConfig, SimEvent, SimStats, SimTopics, generate_events
+from streams.devtools.simulate import SimConfig, SimEvent, SimStats, SimTopics, generate_events
 
 SAMPLE_CREATORS = 200
 

@@ -1,1 +1,1 @@
-"""Infrastructure wiring for creator-scores: settings, local stack, Faust app, sinks."""
+"""Infrastructure wiring for creator-scores: settings, Faust app, sinks, developer tools."""

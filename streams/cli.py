@@ -49,7 +49,7 @@ def stack() -> None:
 @click.pass_obj
 def stack_up(settings: Settings) -> None:
     """Start Kafka (KRaft, from the official jars) and Redis; reuse what already runs."""
-    from streams.stack import LocalStack, StackError
+    from streams.devtools.stack import LocalStack, StackError
 
     started = time.monotonic()
     try:
@@ -65,7 +65,7 @@ def stack_up(settings: Settings) -> None:
 @click.pass_obj
 def stack_down(settings: Settings) -> None:
     """Stop the Kafka and Redis processes that `stack up` started."""
-    from streams.stack import LocalStack
+    from streams.devtools.stack import LocalStack
 
     stopped = LocalStack(settings).down()
     click.echo("stopped " + ", ".join(stopped) if stopped else "nothing to stop")
@@ -75,7 +75,7 @@ def stack_down(settings: Settings) -> None:
 @click.pass_obj
 def stack_status(settings: Settings) -> None:
     """Say what runs, where, and whether it answers. Exit 1 if anything is down."""
-    from streams.stack import LocalStack
+    from streams.devtools.stack import LocalStack
 
     statuses = LocalStack(settings).status()
     for status in statuses:
@@ -192,7 +192,7 @@ def simulate(
     """Send a synthetic creator population's posts, tags and orders to Kafka."""
     from aiokafka.errors import KafkaError
 
-    from streams.simulate import SimulateOptions, parse_time_ms, run_simulate
+    from streams.devtools.simulate import SimulateOptions, parse_time_ms, run_simulate
 
     try:
         options = SimulateOptions(
@@ -225,7 +225,7 @@ def replay(
     """Send a JSON-lines file (as `simulate --to-file` writes) to Kafka; exit 1 on bad lines."""
     from aiokafka.errors import KafkaError
 
-    from streams.replay import parse_topic_map, run_replay
+    from streams.devtools.replay import parse_topic_map, run_replay
 
     try:
         mapping = parse_topic_map(topic_map)
@@ -336,7 +336,7 @@ def dashboard(
     metrics_url: str | None,
 ) -> None:
     """Live leaderboard: top creators overall and per region, events scored per second."""
-    from streams.dashboard import run_dashboard
+    from streams.devtools.dashboard import run_dashboard
 
     run_dashboard(settings, once=once, seconds=seconds, refresh_s=refresh, metrics_url=metrics_url)
 
@@ -350,7 +350,7 @@ def dashboard(
 @click.pass_obj
 def demo(settings: Settings, creators: int, rate: int, seconds: float | None) -> None:
     """Worker + simulator in the background and the live leaderboard in front (needs the stack)."""
-    from streams.demo import run_demo
+    from streams.devtools.demo import run_demo
 
     sys.exit(run_demo(settings, creators=creators, rate=rate, seconds=seconds))
 

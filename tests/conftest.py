@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from streams.devtools.stack import port_open
 from streams.settings import Settings, load_settings
-from streams.stack import port_open
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:

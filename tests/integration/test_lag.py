@@ -25,11 +25,11 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.cli import main
+from streams.devtools.stack import LocalStack
 from streams.keys import GLOBAL_REGION, Keys
 from streams.lag import LagMonitor, LagReader, Status, StatusRules, lag_report
 from streams.observability import HealthState, serve_lag, start_observability
 from streams.settings import Settings
-from streams.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,8 @@ from scoring.scores import score
 from scoring.state import CreatorState
 from scoring.validate import ValidationError, validate
 from streams.cli import main
-from streams.dashboard import Dashboard, parse_metrics, read_leaders, scrape
+from streams.devtools.dashboard import Dashboard, parse_metrics, read_leaders, scrape
+from streams.devtools.simulate import SimConfig, Simulator
 from streams.keys import Keys
 from streams.readers import (
     ReaderError,
@@ -38,7 +39,6 @@ from streams.readers import (
     read_top,
 )
 from streams.settings import Settings
-from streams.simulate import SimConfig, Simulator
 from streams.sinks.redis import board_scores, creator_fields
 
 pytestmark = pytest.mark.integration

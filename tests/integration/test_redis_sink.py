@@ -11,11 +11,11 @@ import pytest
 from redis.asyncio import Redis
 
 from streams import metrics
+from streams.devtools.stack import LocalStack
 from streams.keys import Keys
 from streams.settings import Settings
 from streams.sinks.base import Backoff, CreatorSnapshot
 from streams.sinks.redis import RedisSink, build_redis
-from streams.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,8 @@ from aiokafka.partitioner import murmur2
 from click.testing import CliRunner
 
 from streams.cli import main
-from streams.replay import BadLine, replay
-from streams.settings import Settings
-from streams.simulate import (
+from streams.devtools.replay import BadLine, replay
+from streams.devtools.simulate import (
     SimConfig,
     SimEvent,
     SimTopics,
@@ -34,6 +33,7 @@ from streams.simulate import (
     produce,
     write_file,
 )
+from streams.settings import Settings
 from streams.topics import ensure_topics
 
 pytestmark = pytest.mark.integration

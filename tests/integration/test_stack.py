@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from streams.devtools.stack import LocalStack, port_open
 from streams.settings import Settings
-from streams.stack import LocalStack, port_open
 
 pytestmark = pytest.mark.integration
 

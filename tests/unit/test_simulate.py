@@ -20,8 +20,8 @@ import pytest
 
 from scoring.params import DEFAULT_PARAMS
 from scoring.validate import ValidationError, parse_rfc3339_ms, validate
-from streams.replay import LineError, parse_line
-from streams.simulate import (
+from streams.devtools.replay import LineError, parse_line
+from streams.devtools.simulate import (
     CONTENT_TYPES,
     DAY_MS,
     FAULTS,

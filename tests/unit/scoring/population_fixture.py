@@ -90,7 +90,7 @@ def _simulated() -> dict[str, list[Event]]:
 
     from scoring.params import DEFAULT_PARAMS
     from scoring.validate import validate
-    from streams.simulate import SimConfig, generate_events
+    from streams.devtools.simulate import SimConfig, generate_events
 
     kinds = {"posts": "post", "shoppable-tags": "tag", "orders": "order"}
     by_creator: dict[str, list[Event]] = {}

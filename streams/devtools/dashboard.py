@@ -28,10 +28,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from streams.devtools.simulate import REGIONS
 from streams.keys import GLOBAL_REGION, Keys
 from streams.readers import BoardEntry, connect, text
 from streams.settings import Settings
-from streams.simulate import REGIONS
 
 TOP_N: Final = 10
 REGION_N: Final = 3

@@ -33,8 +33,14 @@ from typing import BinaryIO, Final
 
 import orjson
 
+from streams.devtools.simulate import (
+    BatchProducer,
+    Pacer,
+    SimEvent,
+    UnknownTopicError,
+    stop_on_signals,
+)
 from streams.settings import Settings
-from streams.simulate import BatchProducer, Pacer, SimEvent, UnknownTopicError, stop_on_signals
 
 #: Bad lines printed one by one; past this only the summary counts them.
 MAX_REPORTED: Final = 50

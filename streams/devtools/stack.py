@@ -28,7 +28,7 @@ from pathlib import Path
 
 from streams.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "local-kafka" / "pom.xml"
 KAFKA_START_TIMEOUT_S = 90.0
 REDIS_START_TIMEOUT_S = 15.0
