@@ -384,7 +384,7 @@ METHOD = """\
 ## Method
 
 - **Input.** One dataset per creator count, produced once by the simulator
-  (`streams.simulate.generate_events`, seed 42: posts with engagement
+  (`streams.devtools.simulate.generate_events`, seed 42: posts with engagement
   re-snapshots, tags, orders with cancellations and refunds, 0.5 % malformed,
   1 % keyed by something other than the creator id, a few exact re-deliveries)
   into three fresh topics with aiokafka's batch API. Every consumer reads the
