@@ -41,8 +41,10 @@ from bench.marker import read_marker
 from bench.workload import Dataset
 
 POLL_S = 0.1
-#: Below this much processing CPU, /proc's 10 ms ticks make a per-core rate meaningless.
-MIN_CPU_WINDOW_S = 0.25
+#: Below this much processing CPU, /proc's 10 ms ticks make a per-core rate meaningless
+#: (at 0.1 s the tick is a tenth of it: coarse, but a smoke run's peers, which finish
+#: 5,000 events in about that, still get a figure; full runs take tens of seconds).
+MIN_CPU_WINDOW_S = 0.1
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         values = {
             label: r[pair][key] for label, r in ratios.items() if pair in r and key in r[pair]
         }
-        if worker != "pipeline" and not values:
-            return
+        # A variant's target stays listed when it could not be measured (a peer too quick
+        # to time on a small dataset), as the pipeline's does: "not measured", not absent.
         worst = min(values.values()) if values else None
         out.append(
             {

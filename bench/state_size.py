@@ -21,8 +21,8 @@ from bench.common import Ctx, end_offsets, percentile
 
 async def changelog_sizes(ctx: Ctx, app_id: str) -> dict[str, Any]:
     """Read the state table's changelog to its end; sizes of the newest value per key."""
+    from streams import envelope
     from streams.app import TABLE_NAME
-    from streams.pipeline import StateEnvelope
 
     topic = f"{app_id}-{TABLE_NAME}-changelog"
     tps = [TopicPartition(topic, p) for p in range(ctx.partitions)]
@@ -62,7 +62,7 @@ async def changelog_sizes(ctx: Ctx, app_id: str) -> dict[str, Any]:
     for key, value in latest.items():
         totals.append(len(key) + len(value))
         try:
-            model.append(len(StateEnvelope.from_bytes(value).state))
+            model.append(len(envelope.unwrap(value)[1]))
         except ValueError:
             model.append(float(len(value)))
     return {

@@ -13,15 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from scoring.scores import (
-    COMPONENT_LABELS,
-    SCORE_LABELS,
-    SCORE_NAMES,
+from scoring.explain import (
     ScoreCard,
     contribution_text,
     explanation_points,
     explanation_summary,
 )
+from scoring.names import COMPONENT_LABELS, SCORE_LABELS, SCORE_NAMES
 
 
 @dataclass(frozen=True)

@@ -20,19 +20,11 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Literal, cast
 
+from scoring.names import COMPONENT_SCORES
+
 CurveKind = Literal["ratio", "inverse", "share"]
 CURVE_KINDS: tuple[CurveKind, ...] = ("ratio", "inverse", "share")
 
-#: The seven scores that blend into `overall`, in display order.
-COMPONENT_SCORES = (
-    "cooperation",
-    "diligence",
-    "influence",
-    "reception",
-    "sales",
-    "consistency",
-    "collaboration",
-)
 
 #: Currencies every rate table must cover (the markets the product launches in).
 REQUIRED_CURRENCIES = ("USD", "GBP", "IDR", "MYR", "VND", "PHP")

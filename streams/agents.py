@@ -42,7 +42,7 @@ from streams.batching import BatchIngest, BatchSizer
 from streams.codec import RawRecord
 from streams.keys import Keys
 from streams.observability import HealthState, ObservabilityRunner, start_observability
-from streams.pipeline import Pipeline, PipelineConfig, StateCache
+from streams.pipeline import Pipeline, PipelineConfig
 from streams.settings import Settings, load_scoring_params
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
@@ -144,8 +144,6 @@ def install_pipeline(
     app = bundle.app
     config = PipelineConfig.from_settings(settings, rekeyed_topic_name(settings))
     batch_size, within = settings.batch_size, settings.batch_within_s
-    # Outlives the agent's pipeline object so the rebalance hooks below can reach it.
-    cache = StateCache()
     ingest: BatchIngest | None = None
     if settings.ingest == "batch":
         ingest = BatchIngest(
@@ -165,7 +163,6 @@ def install_pipeline(
                 bundle.table,
                 RedisSink(redis, Keys(settings.redis_prefix)),
                 KafkaSink(producer),
-                cache=cache,
             )
             if ingest is not None:
                 # The consumer bypasses the stream (streams.batching): fetches arrive whole.
@@ -184,17 +181,13 @@ def install_pipeline(
     agent = app.agent(bundle.source, name=AGENT_NAME)(score)
 
     # Faust sends signals as receiver(sender, *args, signal=..., **kwargs).
-    # A rebalance may hand a creator to another worker and back; its state then comes from
-    # the changelog, never from objects this worker kept from before.
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        cache.clear()
         metrics.REBALANCES.inc()
         if health is not None:
             assigned = args[0] if args else kwargs.get("assigned")
             health.set_assigned(bool(assigned))
 
     async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        cache.clear()
         if health is not None:
             health.set_recovered(False)
 

@@ -8,20 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scoring.names import SCORE_NAMES
+
 GLOBAL_REGION = "ALL"
 
 #: Scores that get leaderboards (all of them; per-theme and per-content-type
 #: boards are kept for the scores in BREAKDOWN_SCORES).
-BOARD_SCORES = (
-    "overall",
-    "cooperation",
-    "diligence",
-    "influence",
-    "reception",
-    "sales",
-    "consistency",
-    "collaboration",
-)
+BOARD_SCORES = SCORE_NAMES
 BREAKDOWN_SCORES = ("overall", "influence")
 
 

@@ -1,50 +1,52 @@
-"""The batch logic between Kafka records and the sinks, with no Faust in sight.
+"""A flush: Kafka records in, creators merged and scored in bulk, sinks and the state table out.
 
-`Pipeline.process` takes a list of `RawRecord`s (however they were fetched) and
-does, per batch: decode and validate each record once; dead-letter the bad ones;
-forward events whose Kafka key is not their creator id to the repartition topic;
-group the rest by creator; per creator read the state table once, apply all its
-events, score once and write the state once; then one Redis write and one Kafka
-produce for the whole batch.
+`Pipeline.process` takes a list of `RawRecord`s (however they were fetched) and:
 
-Ordering is what makes at-least-once exact. The sinks are written before the
-state table, and the sinks retry until they succeed, so when Faust commits a
-batch's offsets (after flushing the table's changelog) Redis and the output topics
-already hold its results. If the worker dies in between, the batch is read again:
-events the recovered state already holds come back as duplicates, the rest are
-applied again, and the snapshots converge. A creator whose score card did not
-change is not written at all, which keeps a replay of old events from touching
-Redis (its `updated_at` would otherwise move).
+1. decodes and validates each record once; bad ones are dead-lettered, and events whose
+   Kafka key is not their creator id go round the repartition topic;
+2. reads the state of every creator the flush touches from the table and lays them
+   out in columns (`scoring.packed`), merges the flush's events in (`scoring.merge`)
+   and scores every creator that changed, before and after, in one pass
+   (`scoring.window`, `scoring.model`);
+3. publishes the creators whose card changed: the Redis fields and board entries that
+   moved, and a record on the score-changes topic saying what changed and why;
+4. writes each changed creator's new state to the table, once.
+
+Ordering is what makes at-least-once exact. The sinks are written before the state
+table, and the sinks retry until they succeed, so when offsets are committed (after
+the table's changelog is flushed) Redis and the output topics already hold the
+flush's results. If the worker dies in between, the flush is read again: events the
+recovered state already holds come back as duplicates, the rest are applied again,
+and the records converge. A creator's published card is always the card of its
+stored state (a card is published exactly when it differs from the stored state's),
+so the previous card is recomputed from the stored state rather than stored twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import itertools
 import logging
-import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, cast
+from typing import Protocol
 
+import numpy as np
 import orjson
 
-from scoring.changes import diff_scores
+from scoring.changes import ScoreChanged, diff_scores
+from scoring.columns import DAY_MS, Arrivals, Columns, Heads, Ints, arrivals
 from scoring.events import Event, EventKind
+from scoring.explain import ScoreCard, card_of
+from scoring.merge import Outcome, merge
+from scoring.model import Scores, score_totals
+from scoring.packed import decode_each, encode
 from scoring.params import Params
-from scoring.scores import (
-    SCORE_NAMES,
-    Explanation,
-    ScoreCard,
-    explanations_from_basis,
-    score,
-)
-from scoring.state import ApplyOutcome, CreatorState
 from scoring.validate import ValidationError
-from streams import metrics
+from scoring.vocab import NONE, Vocabulary
+from scoring.window import window_totals
+from streams import envelope, metrics
 from streams.codec import (
     RawRecord,
     dead_letter_value,
@@ -55,24 +57,13 @@ from streams.codec import (
     unframe_rekeyed,
     unknown_topic_error,
 )
+from streams.layout import board_scores, card_basis, creator_fields
 from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord, RecordSink, SnapshotSink
-from streams.sinks.redis import basis_json, board_scores, card_basis, creator_fields
 
 log = logging.getLogger(__name__)
 
-#: Longest stretch of scoring work between two returns to the event loop.
-_YIELD_EVERY_S = 0.01
-
-__all__ = [
-    "BatchResult",
-    "Pipeline",
-    "PipelineConfig",
-    "RawRecord",
-    "StateCache",
-    "StateEnvelope",
-    "StateTable",
-]
+__all__ = ["BatchResult", "Pipeline", "PipelineConfig", "RawRecord", "StateTable"]
 
 
 class StateTable(Protocol):
@@ -106,204 +97,9 @@ class PipelineConfig:
         )
 
 
-# --------------------------------------------------------------------------- state envelope
-
-_MAGIC: Final = b"CS\x01"
-_HEADER_LEN = struct.Struct(">I")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCard:
-    """The last published score card, as the state table keeps it.
-
-    Everything but the explanation texts: headline scores, breakdowns (they decide the
-    boards to leave) and the explanation basis (`diff_scores` names the input that moved
-    a score most by comparing the points the explanations give each input). `digest`
-    fingerprints the published card, so an unchanged card is recognised.
-    """
-
-    digest: str
-    model_version: str
-    region: str
-    as_of_ms: int
-    provisional: bool
-    confidence: float
-    values: Mapping[str, float]
-    influence_by_theme: Mapping[str, float]
-    influence_by_content_type: Mapping[str, float]
-    overall_by_theme: Mapping[str, float]
-    overall_by_content_type: Mapping[str, float]
-    basis: Mapping[str, Any]
-
-    @classmethod
-    def of(cls, card: ScoreCard, digest: str, basis: Mapping[str, Any] | None = None) -> StoredCard:
-        """`basis`: the card's `card_basis`, when the caller already has it."""
-        if basis is None:
-            basis = card_basis(card)
-        return cls(
-            digest=digest,
-            model_version=card.model_version,
-            region=card.region,
-            as_of_ms=card.as_of_ms,
-            provisional=card.provisional,
-            confidence=card.confidence,
-            values=card.values(),
-            influence_by_theme=dict(card.influence_by_theme),
-            influence_by_content_type=dict(card.influence_by_content_type),
-            overall_by_theme=dict(card.overall_by_theme),
-            overall_by_content_type=dict(card.overall_by_content_type),
-            basis=basis,
-        )
-
-    def to_json(self) -> list[object]:
-        """Positional (layout `_CARD_LAYOUT`): field names would be a fifth of every value.
-
-        By hand: dataclasses.astuple deep-copies every nested value and costs more than
-        scoring the card.
-        """
-        return [
-            _CARD_LAYOUT,
-            self.digest,
-            self.model_version,
-            self.region,
-            self.as_of_ms,
-            self.provisional,
-            self.confidence,
-            [self.values[name] for name in SCORE_NAMES],
-            self.influence_by_theme,
-            self.influence_by_content_type,
-            self.overall_by_theme,
-            self.overall_by_content_type,
-            self.basis,
-        ]
-
-    def to_card(self, creator_id: str, params: Params) -> ScoreCard:
-        """The card as published; its explanations are written from the basis with `params`.
-
-        A card scored by another model version keeps no explanations (`diff_scores` then
-        announces the version change and reads only the new card's).
-        """
-        values = {name: float(self.values[name]) for name in SCORE_NAMES}
-        explanations: Mapping[str, Explanation] = (
-            explanations_from_basis(self.basis, params)
-            if self.model_version == params.model_version
-            else {}
-        )
-        return ScoreCard(
-            creator_id=creator_id,
-            region=self.region,
-            model_version=self.model_version,
-            as_of_ms=self.as_of_ms,
-            **values,
-            provisional=self.provisional,
-            confidence=self.confidence,
-            influence_by_theme=self.influence_by_theme,
-            influence_by_content_type=self.influence_by_content_type,
-            overall_by_theme=self.overall_by_theme,
-            overall_by_content_type=self.overall_by_content_type,
-            explanations=explanations,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class StateEnvelope:
-    """The table value: the model's state bytes plus the last published card.
-
-    Layout: `CS\\x01`, a 4-byte big-endian header length, the JSON header (the stored
-    card, or null), then `CreatorState.to_bytes()` untouched. Not pickle: any worker
-    version can read it, and a corrupt value is a ValueError, not code execution.
-    """
-
-    state: bytes
-    card: StoredCard | None
-
-    def to_bytes(self) -> bytes:
-        header = orjson.dumps(None if self.card is None else self.card.to_json())
-        return b"".join((_MAGIC, _HEADER_LEN.pack(len(header)), header, self.state))
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> StateEnvelope:
-        """Parse a table value; ValueError (never anything else) on corrupt input."""
-        if data[:3] != _MAGIC or len(data) < 7:
-            raise ValueError("state envelope does not start with the CS\\x01 header")
-        (size,) = _HEADER_LEN.unpack_from(data, 3)
-        end = 7 + size
-        if end > len(data):
-            raise ValueError(f"state envelope header says {size} bytes, {len(data) - 7} present")
-        try:
-            raw = orjson.loads(memoryview(data)[7:end])
-            card = None if raw is None else _stored_card(raw)
-        except (orjson.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
-            raise ValueError(f"state envelope header is not a stored card: {exc!r}") from exc
-        return cls(state=data[end:], card=card)
-
-
-#: Version of `StoredCard.to_json`'s positional layout (its first element).
-_CARD_LAYOUT: Final = 2
-
-
-def _stored_card(raw: object) -> StoredCard | None:
-    if isinstance(raw, dict):
-        # Written by a worker from before this layout (a JSON object, with contribution
-        # points instead of the explanation basis): treated as never published, so the
-        # creator's next update publishes it afresh.
-        return None
-    if not isinstance(raw, list) or len(raw) != 13 or raw[0] != _CARD_LAYOUT:
-        raise TypeError(f"stored card must be a layout-{_CARD_LAYOUT} list of 13 items")
-    _, digest, version, region, as_of, provisional, confidence, values, *maps, basis = raw
-    if not isinstance(values, list) or len(values) != len(SCORE_NAMES):
-        raise TypeError(f"stored card values must be {len(SCORE_NAMES)} numbers")
-    if not all(isinstance(m, dict) for m in maps) or not isinstance(basis, dict):
-        raise TypeError("stored card breakdowns and basis must be objects")
-    return StoredCard(
-        digest=str(digest),
-        model_version=str(version),
-        region=str(region),
-        as_of_ms=int(as_of),
-        provisional=bool(provisional),
-        confidence=float(confidence),
-        values=dict(zip(SCORE_NAMES, map(float, values), strict=True)),
-        influence_by_theme=maps[0],
-        influence_by_content_type=maps[1],
-        overall_by_theme=maps[2],
-        overall_by_content_type=maps[3],
-        basis=basis,
-    )
-
-
-def card_digest(card: ScoreCard, basis: str | None = None) -> str:
-    """Stable fingerprint of everything a card publishes (scores, breakdowns, explanations).
-
-    The explanations enter through their basis (`basis_json`, passed when already built
-    for Redis): the same figures write the same sentences.
-    """
-    head = orjson.dumps(
-        [
-            card.creator_id,
-            card.region,
-            card.model_version,
-            card.as_of_ms,
-            card.values(),
-            card.provisional,
-            card.confidence,
-            dict(card.influence_by_theme),
-            dict(card.influence_by_content_type),
-            dict(card.overall_by_theme),
-            dict(card.overall_by_content_type),
-        ],
-        option=orjson.OPT_SORT_KEYS,
-    )
-    digest = hashlib.blake2b(head, digest_size=16)
-    digest.update((basis_json(card) if basis is None else basis).encode())
-    return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------- batch processing
-
-
 @dataclass
 class BatchResult:
-    """What one batch did; the counters also feed the Prometheus metrics."""
+    """What one flush did; the counters also feed the Prometheus metrics."""
 
     records: int = 0
     dead_letters: int = 0
@@ -321,73 +117,8 @@ class BatchResult:
     late_by_topic: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(slots=True)
-class _CreatorWork:
-    events: list[tuple[Event, RawRecord]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Loaded:
-    """A creator's live state and the table value it stands for.
-
-    `stored` is the very bytes object the table held when this was loaded (or that the
-    pipeline wrote last); `state_bytes` the model's part of it (None: there was no state).
-    """
-
-    state: CreatorState
-    card: StoredCard | None
-    state_bytes: bytes | None
-    stored: bytes | None = None
-    #: The published card itself when this worker computed it (None: rebuild it from `card`).
-    published: ScoreCard | None = None
-    #: The boards `published` sits on, with its score there (`board_scores(published)`).
-    boards: Mapping[str, float] | None = None
-
-
-class StateCache:
-    """Live `CreatorState` objects kept between batches, so a creator is decoded only on a miss.
-
-    The table stays the source of truth: an entry is used only while the table still holds
-    the exact bytes object it was loaded from or written as (an identity check, so a value
-    restored from the changelog, or written by anyone else, is a miss), and the worker clears
-    the cache on every rebalance besides. The pipeline mutates entries in place while a batch
-    runs and clears the cache if the batch fails, so a half-applied batch is never reused.
-    Oldest entries go first when `max_entries` is exceeded: a live state costs tens of
-    kilobytes (about 30 KB measured with the current model), far more than its bytes.
-    """
-
-    def __init__(self, max_entries: int = 10_000) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
-        self._entries: dict[str, _Loaded] = {}
-        self._max = max_entries
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def lookup(self, creator_id: str, stored: bytes | None) -> _Loaded | None:
-        entry = self._entries.get(creator_id)
-        if entry is not None and entry.stored is stored:
-            self.hits += 1
-            return entry
-        self.misses += 1
-        return None
-
-    def put(self, creator_id: str, entry: _Loaded) -> None:
-        entries = self._entries
-        entries[creator_id] = entry
-        if len(entries) > self._max:
-            # Insertion order is a good enough age: evict a tenth at once, not one per put.
-            for key in list(itertools.islice(entries, len(entries) - self._max * 9 // 10)):
-                del entries[key]
-
-    def drop(self, creator_id: str) -> None:
-        self._entries.pop(creator_id, None)
+# An event of the flush and the record it came in.
+_Item = tuple[Event, RawRecord]
 
 
 @dataclass(slots=True)
@@ -397,6 +128,29 @@ class _Published:
     creator_id: str
     arrivals_ms: list[int]
     event_times_ms: list[int]
+
+
+@dataclass(slots=True)
+class _Output:
+    """Everything a flush hands on, collected before any of it is handed on."""
+
+    snapshots: list[CreatorSnapshot] = field(default_factory=list)
+    records: list[OutboundRecord] = field(default_factory=list)
+    writes: list[tuple[bytes, bytes]] = field(default_factory=list)
+    published: list[_Published] = field(default_factory=list)
+    result: BatchResult = field(default_factory=BatchResult)
+
+    def absorb(self, other: _Output) -> None:
+        self.snapshots.extend(other.snapshots)
+        self.records.extend(other.records)
+        self.writes.extend(other.writes)
+        self.published.extend(other.published)
+        r, o = self.result, other.result
+        for name in ("dead_letters", "applied", "duplicates", "late", "creators",
+                     "states_written", "snapshots_written", "score_changes"):  # fmt: skip
+            setattr(r, name, getattr(r, name) + getattr(o, name))
+        for name in ("dead_reasons", "scored_by_topic", "duplicate_by_topic", "late_by_topic"):
+            getattr(r, name).update(getattr(o, name))
 
 
 class Pipeline:
@@ -411,104 +165,68 @@ class Pipeline:
         kafka: RecordSink,
         *,
         clock: Callable[[], float] = time.time,
-        cache: StateCache | None = None,
+        vocab: Vocabulary | None = None,
     ) -> None:
         self._config = config
-        self._cache = StateCache() if cache is None else cache
         self._params = params
         self._table = table
         self._redis = redis
         self._kafka = kafka
         self._clock = clock
-        self._kinds = dict(config.kinds)
-
-    @property
-    def cache(self) -> StateCache:
-        return self._cache
+        self._kinds = config.kinds
+        self._vocab = Vocabulary() if vocab is None else vocab
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
-        """Take one batch all the way to the sinks and the state table."""
-        try:
-            return await self._process(records)
-        except BaseException:
-            # Cached states may hold this batch's events without the table holding them.
-            self._cache.clear()
-            raise
-
-    async def _process(self, records: Sequence[RawRecord]) -> BatchResult:
+        """Run one flush to the end: sinks written, then the state table."""
         started = time.perf_counter()
-        result = BatchResult(records=len(records))
         now_ms = int(self._clock() * 1000)
-        outbound: list[OutboundRecord] = []
-        work = self._decode_all(records, now_ms, outbound, result)
-        snapshots: list[CreatorSnapshot] = []
-        published: list[_Published] = []
-        state_writes: list[tuple[str, _Loaded]] = []
-        # Scoring is CPU work: hand the loop back every few milliseconds so consumer
-        # heartbeats, the metrics endpoint and the producer keep running during a big batch.
-        perf_counter = time.perf_counter
-        yield_at = perf_counter() + _YIELD_EVERY_S
-        for creator_id, creator_work in work.items():
-            if perf_counter() >= yield_at:
-                await asyncio.sleep(0)
-                yield_at = perf_counter() + _YIELD_EVERY_S
-            self._process_creator(
-                creator_id,
-                creator_work,
-                now_ms,
-                outbound,
-                snapshots,
-                published,
-                state_writes,
-                result,
-            )
+        out = _Output()
+        out.result.records = len(records)
+        work = self._decode_all(records, now_ms, out)
+        await asyncio.sleep(0)  # decoding is CPU work: let heartbeats through
+        self._flush(work, now_ms, out)
+        result = out.result
         result.creators = len(work)
 
-        await asyncio.gather(self._redis.write(snapshots), self._kafka.write(outbound))
+        await asyncio.gather(self._redis.write(out.snapshots), self._kafka.write(out.records))
         written_at = self._clock()
 
         # Only now, with the sinks done, does the state move on (see the module docstring).
         table = self._table
-        put = self._cache.put
-        for creator_id, loaded in state_writes:
-            table[creator_id.encode()] = cast(bytes, loaded.stored)
-            put(creator_id, loaded)
-        result.states_written = len(state_writes)
-        result.snapshots_written = len(snapshots)
-        self._observe(records, result, published, written_at, time.perf_counter() - started)
+        for key, value in out.writes:
+            table[key] = value
+        result.states_written = len(out.writes)
+        result.snapshots_written = len(out.snapshots)
+        self._observe(records, result, out.published, written_at, time.perf_counter() - started)
         return result
 
     # ---------------------------------------------------------------- decode / route
 
     def _decode_all(
-        self,
-        records: Sequence[RawRecord],
-        now_ms: int,
-        outbound: list[OutboundRecord],
-        result: BatchResult,
-    ) -> dict[str, _CreatorWork]:
+        self, records: Sequence[RawRecord], now_ms: int, out: _Output
+    ) -> dict[str, list[_Item]]:
         kinds = self._kinds
         params = self._params
         rekeyed = self._config.rekeyed_topic
-        work: dict[str, _CreatorWork] = {}
+        work: dict[str, list[_Item]] = {}
         for record in records:
             topic = record.topic
             if topic == rekeyed:
                 framed = unframe_rekeyed(record.value)
                 if isinstance(framed, ValidationError):
-                    self._dead(record, framed, now_ms, outbound, result)
+                    self._dead(record, framed, now_ms, out)
                     continue
                 kind, payload = framed
                 decoded = decode(kind, payload, now_ms=now_ms, params=params)
             else:
                 source_kind = kinds.get(topic)
                 if source_kind is None:
-                    self._dead(record, unknown_topic_error(topic), now_ms, outbound, result)
+                    self._dead(record, unknown_topic_error(topic), now_ms, out)
                     continue
                 kind = source_kind
                 decoded = decode(kind, record.value, now_ms=now_ms, params=params)
             if isinstance(decoded, ValidationError):
-                self._dead(record, decoded, now_ms, outbound, result)
+                self._dead(record, decoded, now_ms, out)
                 continue
             creator_id = decoded.creator_id
             creator_key = creator_id.encode()
@@ -516,7 +234,7 @@ class Pipeline:
                 # Its partition was picked by some other key, so this worker may not own the
                 # creator's state: send it round, keyed right, to land where the state lives.
                 # Records already on the repartition topic are keyed by us and never bounce.
-                outbound.append(
+                out.records.append(
                     OutboundRecord(
                         topic=rekeyed,
                         key=creator_key,
@@ -524,219 +242,232 @@ class Pipeline:
                         timestamp_ms=record.timestamp_ms,
                     )
                 )
-                result.rerouted += 1
+                out.result.rerouted += 1
                 metrics.EVENTS_REROUTED.labels(topic).inc()
                 continue
-            slot = work.get(creator_id)
-            if slot is None:
-                slot = work[creator_id] = _CreatorWork()
-            slot.events.append((decoded, record))
+            items = work.get(creator_id)
+            if items is None:
+                work[creator_id] = [(decoded, record)]
+            else:
+                items.append((decoded, record))
         return work
 
-    def _dead(
-        self,
-        record: RawRecord,
-        error: ValidationError,
-        now_ms: int,
-        outbound: list[OutboundRecord],
-        result: BatchResult,
-    ) -> None:
-        outbound.append(
+    def _dead(self, record: RawRecord, error: ValidationError, now_ms: int, out: _Output) -> None:
+        out.records.append(
             OutboundRecord(
                 topic=self._config.dead_letter_topic,
                 key=record.key,
                 value=dead_letter_value(record, error, now_ms=now_ms),
             )
         )
-        result.dead_letters += 1
-        result.dead_reasons[error.problem] += 1
+        out.result.dead_letters += 1
+        out.result.dead_reasons[error.problem] += 1
         metrics.DEAD_LETTERS.labels(record.topic, error.problem).inc()
 
-    # ---------------------------------------------------------------- per creator
+    # ---------------------------------------------------------------- the flush
 
-    def _load(self, creator_id: str, stored: bytes | None) -> _Loaded:
-        if stored is None:
-            return _Loaded(CreatorState.new(creator_id), None, None)
-        try:
-            envelope = StateEnvelope.from_bytes(stored)
-            return _Loaded(
-                CreatorState.from_bytes(envelope.state), envelope.card, envelope.state, stored
-            )
-        except ValueError as exc:
-            # A corrupt value cannot be repaired here; starting over loses this creator's
-            # history but keeps the worker (and every other creator) going.
-            log.error("state of creator %r is corrupt (%s); starting it afresh", creator_id, exc)
-            return _Loaded(CreatorState.new(creator_id), None, None)
+    def _flush(self, work: Mapping[str, list[_Item]], now_ms: int, out: _Output) -> None:
+        """Merge, score and publish every creator of `work` (see the module docstring).
 
-    def _apply(
-        self,
-        creator_id: str,
-        stored: bytes | None,
-        items: list[tuple[Event, RawRecord]],
-        now_ms: int,
-        outbound: list[OutboundRecord],
-        result: BatchResult,
-    ) -> tuple[_Loaded, list[ApplyOutcome]]:
-        """Apply the creator's events; an event the model chokes on is dead-lettered alone."""
-        params = self._params
-        loaded = self._cache.lookup(creator_id, stored)
-        if loaded is None:
-            loaded = self._load(creator_id, stored)
-            self._cache.put(creator_id, loaded)
-        state = loaded.state
-        try:
-            return loaded, [state.apply(event, params) for event, _ in items]
-        except Exception:
-            log.exception(
-                "model failed on a batch of creator %r; retrying event by event", creator_id
-            )
-        self._cache.drop(creator_id)
-        # The failed apply may have left the state half-changed: start again from the stored
-        # bytes and keep only the events that apply cleanly.
-        loaded = self._load(creator_id, stored)
-        outcomes: list[ApplyOutcome] = []
-        kept: list[tuple[Event, RawRecord]] = []
-        for event, record in items:
-            before = loaded.state.to_bytes()
-            try:
-                outcome = loaded.state.apply(event, params)
-            except Exception as exc:
-                loaded.state = CreatorState.from_bytes(before)
-                self._dead(record, model_error(event.kind, exc), now_ms, outbound, result)
-                continue
-            outcomes.append(outcome)
-            kept.append((event, record))
-        items[:] = kept
-        return loaded, outcomes
-
-    def _process_creator(
-        self,
-        creator_id: str,
-        creator_work: _CreatorWork,
-        now_ms: int,
-        outbound: list[OutboundRecord],
-        snapshots: list[CreatorSnapshot],
-        published: list[_Published],
-        state_writes: list[tuple[str, _Loaded]],
-        result: BatchResult,
-    ) -> None:
-        items = creator_work.events
-        loaded, outcomes = self._apply(
-            creator_id, self._table.get(creator_id.encode()), items, now_ms, outbound, result
-        )
-        applied = False
-        arrivals: list[int] = []
-        event_times: list[int] = []
-        for outcome, (event, record) in zip(outcomes, items, strict=True):
-            if outcome is ApplyOutcome.APPLIED or outcome is ApplyOutcome.UPDATED:
-                applied = True
-                arrivals.append(record.timestamp_ms)
-                event_times.append(event.event_time_ms)
-        try:
-            written = self._publish(
-                creator_id, loaded, applied, now_ms, outbound, snapshots, state_writes, result
-            )
-        except Exception as exc:
-            # A model failure on this creator's state (scoring, serialising) must not stop the
-            # worker or replay forever: its events are dead-lettered, its state kept as it was.
-            log.exception("model failed for creator %r; its events are dead-lettered", creator_id)
-            self._cache.drop(creator_id)
-            for event, record in items:
-                self._dead(record, model_error(event.kind, exc), now_ms, outbound, result)
+        The model is written for validated events and stored states, so this does not
+        fail on data; if it fails all the same (a bug, or something validation let
+        through), the creators are taken one by one and only the events of a creator
+        that fails alone are dead-lettered, so one bad creator never stops the others.
+        """
+        if not work:
             return
-        for outcome, (_, record) in zip(outcomes, items, strict=True):
+        try:
+            part = _Output()
+            self._flush_creators(list(work), work, now_ms, part)
+        except Exception:
+            log.exception("flush of %d creators failed; retrying creator by creator", len(work))
+        else:
+            out.absorb(part)
+            return
+        for creator_id, items in work.items():
+            part = _Output()
+            try:
+                self._flush_creators([creator_id], work, now_ms, part)
+            except Exception as exc:
+                log.exception("model failed for creator %r; its events are dead-lettered",
+                              creator_id)  # fmt: skip
+                part = _Output()
+                for event, record in items:
+                    self._dead(record, model_error(event.kind, exc), now_ms, part)
+            out.absorb(part)
+
+    def _flush_creators(
+        self, ids: list[str], work: Mapping[str, list[_Item]], now_ms: int, out: _Output
+    ) -> None:
+        params, vocab = self._params, self._vocab
+        keys = [creator_id.encode() for creator_id in ids]
+        heads, columns, models = self._load(ids, keys)
+
+        items = [item for creator_id in ids for item in work[creator_id]]
+        owners = [i for i, creator_id in enumerate(ids) for _ in work[creator_id]]
+        new, items, owners = self._arrivals(items, owners, now_ms, out)
+        merged = merge(heads, columns, new, vocab, params.window_days)
+        outcomes = merged.outcomes.tolist()
+        self._count(items, outcomes, out.result)
+
+        changed = np.flatnonzero(merged.changed)
+        if not len(changed):
+            return
+        # The cards before (where this model can recompute them) and after, scored together.
+        comparable = [i for i in changed.tolist() if models[i] == params.model_version]
+        before = _select(heads, columns, np.array(comparable, dtype=np.int64))
+        after = _select(merged.heads, merged.columns, changed)
+        both_heads, both_columns = _stack(before, after)
+        totals = window_totals(both_columns, both_heads.watermark // DAY_MS, vocab, params)
+        scores = score_totals(totals, params)
+        old_at = {c: j for j, c in enumerate(comparable)}
+        offset = len(comparable)
+
+        taken: dict[int, list[_Item]] = {}
+        for (event, record), owner, outcome in zip(items, owners, outcomes, strict=True):
+            if outcome <= Outcome.UPDATED:
+                taken.setdefault(owner, []).append((event, record))
+
+        states = encode(after[0], after[1], vocab)
+        for j, i in enumerate(changed.tolist()):
+            creator_id = ids[i]
+            new_card = self._card(scores, offset + j, creator_id, both_heads)
+            old_card = (
+                self._card(scores, old_at[i], creator_id, both_heads) if i in old_at else None
+            )
+            out.writes.append((keys[i], envelope.wrap(params.model_version, states[j])))
+            if old_card is not None and _same_card(old_card, new_card):
+                continue  # new facts, the same card: the state moves on, Redis stays as it is
+            self._publish(old_card, models[i], new_card, now_ms, out)
+            applied = taken.get(i, [])
+            out.published.append(
+                _Published(
+                    creator_id,
+                    [record.timestamp_ms for _, record in applied],
+                    [event.event_time_ms for event, _ in applied],
+                )
+            )
+
+    def _card(self, scores: Scores, i: int, creator_id: str, heads: Heads) -> ScoreCard:
+        region = int(heads.region[i])
+        return card_of(
+            scores,
+            i,
+            creator_id,
+            None if region == NONE else self._vocab.name(region),
+            int(heads.watermark[i]),
+            self._vocab,
+        )
+
+    def _load(self, ids: list[str], keys: list[bytes]) -> tuple[Heads, Columns, list[str | None]]:
+        """The stored state of each creator, and the model its last card was scored with
+        (None: no state, or one that cannot be read and starts afresh)."""
+        table = self._table
+        models: list[str | None] = [None] * len(ids)
+        states: list[bytes] = []
+        where: list[int] = []
+        for i, key in enumerate(keys):
+            value = table.get(key)
+            if value is None:
+                continue
+            try:
+                model, state = envelope.unwrap(value)
+            except ValueError as exc:
+                log.error("state of creator %r is unreadable (%s); starting it afresh",
+                          ids[i], exc)  # fmt: skip
+                continue
+            models[i] = model
+            states.append(state)
+            where.append(i)
+        heads, columns, problems = decode_each(states, self._vocab)
+        for problem in problems:
+            at, _, why = problem.partition(": ")
+            i = where[int(at)]
+            log.error("state of creator %r is corrupt (%s); starting it afresh", ids[i], why)
+            models[i] = None
+        heads, columns = _place(heads, columns, np.array(where, dtype=np.int64), len(ids))
+        return heads, columns, models
+
+    def _arrivals(
+        self, items: list[_Item], owners: list[int], now_ms: int, out: _Output
+    ) -> tuple[Arrivals, list[_Item], list[int]]:
+        """The flush's events as rows; an event the model refuses is dead-lettered alone."""
+        vocab = self._vocab
+        try:
+            return arrivals([(o, e) for o, (e, _) in zip(owners, items, strict=True)], vocab), \
+                items, owners  # fmt: skip
+        except ValueError:
+            pass
+        kept_items: list[_Item] = []
+        kept_owners: list[int] = []
+        for owner, (event, record) in zip(owners, items, strict=True):
+            try:
+                arrivals([(0, event)], vocab)
+            except ValueError as exc:
+                self._dead(record, model_error(event.kind, exc), now_ms, out)
+                continue
+            kept_items.append((event, record))
+            kept_owners.append(owner)
+        pairs = [(o, e) for o, (e, _) in zip(kept_owners, kept_items, strict=True)]
+        return arrivals(pairs, vocab), kept_items, kept_owners
+
+    @staticmethod
+    def _count(items: list[_Item], outcomes: list[int], result: BatchResult) -> None:
+        for (_, record), outcome in zip(items, outcomes, strict=True):
             topic = record.topic
-            if outcome is ApplyOutcome.APPLIED or outcome is ApplyOutcome.UPDATED:
+            if outcome <= Outcome.UPDATED:
                 result.applied += 1
                 result.scored_by_topic[topic] += 1
-            elif outcome is ApplyOutcome.DUPLICATE:
+            elif outcome == Outcome.DUPLICATE:
                 result.duplicates += 1
                 result.scored_by_topic[topic] += 1
                 result.duplicate_by_topic[topic] += 1
             else:
                 result.late += 1
                 result.late_by_topic[topic] += 1
-        if written:
-            published.append(_Published(creator_id, arrivals, event_times))
 
     def _publish(
         self,
-        creator_id: str,
-        loaded: _Loaded,
-        applied: bool,
+        old: ScoreCard | None,
+        old_model: str | None,
+        card: ScoreCard,
         now_ms: int,
-        outbound: list[OutboundRecord],
-        snapshots: list[CreatorSnapshot],
-        state_writes: list[tuple[str, _Loaded]],
-        result: BatchResult,
-    ) -> bool:
-        """Score a changed state and queue its writes; True when a snapshot goes to Redis.
-
-        Everything is computed before anything is queued, so a failure queues nothing.
-        """
-        state, old = loaded.state, loaded.card
-        key = creator_id.encode()
-        state_bytes = state.to_bytes()
-        if not applied:
-            # Duplicates and late events change nothing that is scored, but may still move
-            # creator attributes (a late post can carry a newer region): compare the bytes.
-            before = loaded.state_bytes
-            if before is None:
-                before = CreatorState.new(creator_id).to_bytes()
-            if state_bytes == before:
-                return False  # nothing new for this creator: no state write, no snapshot
-        card = score(state, self._params)
-        basis = card_basis(card)
-        basis_text = orjson.dumps(basis).decode()
-        digest = card_digest(card, basis_text)
-        if old is not None and old.digest == digest:
-            # New facts, same published card: keep the state, leave Redis alone.
-            envelope = StateEnvelope(state_bytes, old).to_bytes()
-            written = _Loaded(state, old, state_bytes, envelope, loaded.published, loaded.boards)
-            state_writes.append((creator_id, written))
-            return False
-        stored_card = StoredCard.of(card, digest, basis)
-        envelope = StateEnvelope(state_bytes, stored_card).to_bytes()
-        # The card kept from the last batch says the same as the stored one rebuilt (diffs and
-        # boards read only its scores, breakdowns and contribution points), without the cost.
-        old_card, previous = loaded.published, loaded.boards
-        if old_card is None and old is not None:
-            old_card = old.to_card(creator_id, self._params)
-        if previous is None and old_card is not None:
-            previous = board_scores(old_card)
+        out: _Output,
+    ) -> None:
+        """Queue the Redis writes and the change record of a card that differs from `old`."""
+        basis_text = orjson.dumps(card_basis(card)).decode()
+        fields = creator_fields(card, updated_at_ms=now_ms, basis=basis_text)
         boards = board_scores(card)
-        snapshot = self._snapshot(card, boards, previous, basis_text, now_ms)
-        change = diff_scores(old_card, card, self._config.change_threshold)
-        state_writes.append(
-            (creator_id, _Loaded(state, stored_card, state_bytes, envelope, card, boards))
-        )
-        snapshots.append(snapshot)
-        if change is not None:
-            outbound.append(
-                OutboundRecord(
-                    topic=self._config.changes_topic, key=key, value=orjson.dumps(change.to_dict())
+        if old is None:
+            out.snapshots.append(
+                CreatorSnapshot(card.creator_id, fields, boards, previous_known=False)
+            )
+        else:
+            # Only the fields that moved, and the time of this update.
+            before = creator_fields(old, updated_at_ms=-1)
+            fields = {k: v for k, v in fields.items() if before.get(k) != v}
+            previous = board_scores(old)
+            out.snapshots.append(
+                CreatorSnapshot(
+                    card.creator_id,
+                    fields,
+                    {b: v for b, v in boards.items() if previous.get(b) != v},
+                    frozenset(b for b in previous if b not in boards),
+                    join_boards=frozenset(b for b in boards if b not in previous),
                 )
             )
-            result.score_changes += 1
-        return True
-
-    @staticmethod
-    def _snapshot(
-        card: ScoreCard,
-        boards: Mapping[str, float],
-        previous: Mapping[str, float] | None,
-        basis: str,
-        now_ms: int,
-    ) -> CreatorSnapshot:
-        """`boards`: the card's `board_scores`; `previous`: those of the card it replaces
-        (None: this worker does not know it, and the sink asks Redis)."""
-        fields = creator_fields(card, updated_at_ms=now_ms, basis=basis)
-        if previous is None:
-            return CreatorSnapshot(card.creator_id, fields, boards, previous_known=False)
-        moved = {b: v for b, v in boards.items() if previous.get(b) != v}
-        left = frozenset(b for b in previous if b not in boards)
-        joined = frozenset(b for b in boards if b not in previous)
-        return CreatorSnapshot(card.creator_id, fields, moved, left, join_boards=joined)
+        change = diff_scores(old, card, self._config.change_threshold)
+        if change is not None and old is None and old_model is not None:
+            change = _with_model_change(change, old_model)
+        if change is not None:
+            out.records.append(
+                OutboundRecord(
+                    topic=self._config.changes_topic,
+                    key=card.creator_id.encode(),
+                    value=orjson.dumps(change.to_dict()),
+                )
+            )
+            out.result.score_changes += 1
 
     # ---------------------------------------------------------------- metrics
 
@@ -769,3 +500,81 @@ class Pipeline:
                 arrival(max(0.0, written_ms - ts) / 1000.0)
             for ts in item.event_times_ms:
                 event_time(max(0.0, written_ms - ts) / 1000.0)
+
+
+def _same_card(a: ScoreCard, b: ScoreCard) -> bool:
+    """Whether two cards publish the same thing (scores, breakdowns, explanation basis)."""
+    return (
+        a.as_of_ms == b.as_of_ms
+        and a.region == b.region
+        and a.values() == b.values()
+        and a.provisional == b.provisional
+        and a.confidence == b.confidence
+        and a.influence_by_theme == b.influence_by_theme
+        and a.influence_by_content_type == b.influence_by_content_type
+        and a.overall_by_theme == b.overall_by_theme
+        and a.overall_by_content_type == b.overall_by_content_type
+        and card_basis(a) == card_basis(b)
+    )
+
+
+def _with_model_change(change: ScoreChanged, old_model: str) -> ScoreChanged:
+    """A first card under this model for a creator last scored by another one."""
+    reasons = {
+        **change.reasons,
+        "model_version": f"Scored with model {change.model_version} (was {old_model}).",
+    }
+    return ScoreChanged(
+        creator_id=change.creator_id,
+        region=change.region,
+        model_version=change.model_version,
+        event_time_ms=change.event_time_ms,
+        changed=change.changed,
+        old=None,
+        new=change.new,
+        reasons=reasons,
+        provisional=change.provisional,
+    )
+
+
+def _select(heads: Heads, columns: Columns, which: Ints) -> tuple[Heads, Columns]:
+    """Creators `which` (ascending) of a run, renumbered 0..len(which)-1."""
+    renumber = np.full(len(heads), -1, dtype=np.int64)
+    renumber[which] = np.arange(len(which))
+    picked = []
+    for rows in (columns.posts, columns.tags, columns.orders):
+        keep = rows[renumber[rows["creator"]] >= 0]
+        keep["creator"] = renumber[keep["creator"]]
+        picked.append(keep)
+    return heads.take(which), Columns(*picked)
+
+
+def _place(heads: Heads, columns: Columns, where: Ints, n: int) -> tuple[Heads, Columns]:
+    """Creators 0..len(where)-1 as creators `where` (ascending) of a run of n (the rest empty)."""
+    out = Heads.empty(n)
+    out.watermark[where] = heads.watermark
+    out.region[where] = heads.region
+    out.region_ms[where] = heads.region_ms
+    placed = []
+    for rows in (columns.posts, columns.tags, columns.orders):
+        rows = rows.copy()
+        rows["creator"] = where[rows["creator"]]
+        placed.append(rows)
+    return out, Columns(*placed)
+
+
+def _stack(first: tuple[Heads, Columns], second: tuple[Heads, Columns]) -> tuple[Heads, Columns]:
+    """Two runs of creators as one: the second's creators numbered after the first's."""
+    (h1, c1), (h2, c2) = first, second
+    shift = len(h1)
+    heads = Heads(
+        np.concatenate((h1.watermark, h2.watermark)),
+        np.concatenate((h1.region, h2.region)),
+        np.concatenate((h1.region_ms, h2.region_ms)),
+    )
+    sections = []
+    for a, b in ((c1.posts, c2.posts), (c1.tags, c2.tags), (c1.orders, c2.orders)):
+        b = b.copy()
+        b["creator"] += shift
+        sections.append(np.concatenate((a, b)))
+    return heads, Columns(*sections)

@@ -21,8 +21,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from scoring.explain import Explanation, explanations_from_basis
+from scoring.names import SCORE_NAMES
 from scoring.params import Params
-from scoring.scores import SCORE_NAMES, Explanation, explanations_from_basis
 from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
 
 #: Sub-scores in the order `show` lists them, after the overall score.

@@ -12,96 +12,22 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import hiredis
-import orjson
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from scoring.scores import explanation_basis
 from streams import metrics
-from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
+from streams.keys import Keys
 from streams.sinks.base import Backoff, CreatorSnapshot
-
-if TYPE_CHECKING:
-    from scoring.scores import ScoreCard
 
 log = logging.getLogger(__name__)
 
 _pack_command = hiredis.pack_command
-
-#: Builds board ids: Redis keys without the deployment's prefix.
-_IDS = Keys(prefix="")
-
-
-def _num(value: float) -> str:
-    return repr(float(value))
-
-
-def card_basis(card: ScoreCard) -> dict[str, Any]:
-    """The figures the card's explanations are written from (`explanation_basis`).
-
-    ValueError for a card that did not come from `scoring.scores.score`: only those can
-    be published, since readers write the sentences from this basis.
-    """
-    basis = explanation_basis(card.explanations)
-    if basis is None:
-        raise ValueError(f"card of {card.creator_id!r} has no explanation basis (not from score)")
-    return basis
-
-
-def basis_json(card: ScoreCard) -> str:
-    """The `basis` field: `card_basis` as JSON.
-
-    Readers write the sentences from it (`scoring.scores.explanations_from_basis`, used by
-    `streams.readers`); writing them on every update cost more than scoring the card.
-    """
-    return orjson.dumps(card_basis(card)).decode()
-
-
-def creator_fields(
-    card: ScoreCard, *, updated_at_ms: int, basis: str | None = None
-) -> dict[str, str]:
-    """The creator hash (`{prefix}creator:{id}`) for a score card.
-
-    `basis` is `basis_json(card)` when the caller already has it.
-    """
-    fields = {name: _num(value) for name, value in card.values().items()}
-    fields["provisional"] = "1" if card.provisional else "0"
-    fields["confidence"] = _num(card.confidence)
-    fields["region"] = card.region
-    fields["event_time"] = str(card.as_of_ms)
-    fields["updated_at"] = str(updated_at_ms)
-    fields["model_version"] = card.model_version
-    fields["basis"] = basis_json(card) if basis is None else basis
-    return fields
-
-
-def board_scores(card: ScoreCard) -> dict[str, float]:
-    """Every board the creator belongs to (id without prefix) and its score there.
-
-    Headline boards exist globally and for the creator's region; the breakdown scores
-    also get per-theme and per-content-type boards, for both of those regions.
-    """
-    regions = (GLOBAL_REGION,) if card.region == GLOBAL_REGION else (GLOBAL_REGION, card.region)
-    boards: dict[str, float] = {}
-    for name in BOARD_SCORES:
-        value = float(getattr(card, name))
-        for region in regions:
-            boards[_IDS.board(name, region)] = value
-    for name in BREAKDOWN_SCORES:
-        by_theme: Mapping[str, float] = getattr(card, f"{name}_by_theme")
-        by_type: Mapping[str, float] = getattr(card, f"{name}_by_content_type")
-        for region in regions:
-            for theme, value in by_theme.items():
-                boards[_IDS.theme_board(name, region, theme)] = float(value)
-            for content_type, value in by_type.items():
-                boards[_IDS.content_type_board(name, region, content_type)] = float(value)
-    return boards
 
 
 def build_redis(url: str) -> Redis:

@@ -18,14 +18,14 @@ import pytest
 from aiokafka.partitioner import murmur2
 from redis.asyncio import Redis
 
+from scoring.explain import ScoreCard
 from scoring.params import DEFAULT_PARAMS
-from scoring.scores import ScoreCard, score
-from scoring.state import CreatorState
+from scoring.state import CreatorState, score
 from scoring.validate import ValidationError, validate
 from streams.app import changelog_topic_name, rekeyed_topic_name
 from streams.keys import Keys
+from streams.layout import board_scores, creator_fields
 from streams.settings import Settings, load_scoring_params
-from streams.sinks.redis import board_scores, creator_fields
 
 #: A record to produce: (topic, key, value).
 Produced = tuple[str, bytes | None, bytes]

@@ -21,13 +21,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from rich.console import Console
 
 from scoring.params import DEFAULT_PARAMS
-from scoring.scores import score
-from scoring.state import CreatorState
+from scoring.state import CreatorState, score
 from scoring.validate import ValidationError, validate
 from streams.cli import main
 from streams.devtools.dashboard import Dashboard, parse_metrics, read_leaders, scrape
 from streams.devtools.simulate import SimConfig, Simulator
 from streams.keys import Keys
+from streams.layout import board_scores, creator_fields
 from streams.readers import (
     ReaderError,
     board_key,
@@ -39,7 +39,6 @@ from streams.readers import (
     read_top,
 )
 from streams.settings import Settings
-from streams.sinks.redis import board_scores, creator_fields
 
 pytestmark = pytest.mark.integration
 

@@ -8,34 +8,21 @@ values come from applying the same events to the model directly.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 import pytest
 
+from scoring.explain import ScoreCard, explanation_basis, explanation_dicts, explanations_from_basis
 from scoring.params import DEFAULT_PARAMS, Params
-from scoring.scores import (
-    ScoreCard,
-    explanation_basis,
-    explanation_dicts,
-    explanations_from_basis,
-    score,
-)
-from scoring.state import CreatorState
+from scoring.state import CreatorState, score
 from scoring.validate import ValidationError, validate
-from streams import metrics
+from streams import envelope, metrics
 from streams.codec import RawRecord, frame_rekeyed
-from streams.pipeline import (
-    Pipeline,
-    PipelineConfig,
-    StateEnvelope,
-    StoredCard,
-    card_digest,
-)
+from streams.layout import basis_json, board_scores
+from streams.pipeline import Pipeline, PipelineConfig
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
-from streams.sinks.redis import basis_json, board_scores
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000
@@ -138,6 +125,13 @@ def model_card(payloads: Sequence[tuple[str, Mapping[str, object]]]) -> ScoreCar
     return score(state, DEFAULT_PARAMS)
 
 
+def stored_card(h: Harness, creator: str) -> ScoreCard:
+    """The card of the state the table holds for `creator` (the one Redis shows)."""
+    model, state = envelope.unwrap(h.table[creator.encode()])
+    assert model == DEFAULT_PARAMS.model_version
+    return score(CreatorState.from_bytes(creator, state), DEFAULT_PARAMS)
+
+
 async def test_batch_groups_by_creator_and_matches_the_model() -> None:
     h = Harness()
     a = [("post", post("a", i)) for i in range(3)] + [("order", order("a", 0))]
@@ -170,9 +164,10 @@ async def test_batch_groups_by_creator_and_matches_the_model() -> None:
         assert explanation_dicts(written) == explanation_dicts(card.explanations)
         assert snap.set_boards == board_scores(card)
         assert snap.previous_known is False  # new creators: the sink asks Redis what to leave
-        envelope = StateEnvelope.from_bytes(h.table[creator.encode()])
-        assert CreatorState.from_bytes(envelope.state).to_bytes() == envelope.state
-        assert envelope.card is not None and envelope.card.digest == card_digest(card)
+        model, state = envelope.unwrap(h.table[creator.encode()])
+        assert model == DEFAULT_PARAMS.model_version
+        assert CreatorState.from_bytes(creator, state).to_bytes() == state
+        assert stored_card(h, creator).to_dict() == card.to_dict()
 
 
 async def test_first_card_emits_a_change_and_small_moves_do_not() -> None:
@@ -301,9 +296,7 @@ async def test_a_failing_sink_leaves_the_state_untouched() -> None:
 async def test_region_and_theme_moves_leave_the_old_boards() -> None:
     h = Harness()
     await h.pipeline.process([h.record("posts", b"a", post("a", i)) for i in range(3)])
-    old = StateEnvelope.from_bytes(h.table[b"a"]).card
-    assert old is not None
-    old_boards = board_scores(old.to_card("a", DEFAULT_PARAMS))
+    old_boards = board_scores(stored_card(h, "a"))
 
     moved = post("a", 7, region="MY", themes=["food"], content_type="live", posted_at=NOW_MS - 1000)
     await h.pipeline.process([h.record("posts", b"a", moved)])
@@ -330,14 +323,16 @@ async def test_late_events_are_counted_and_change_nothing() -> None:
 
 
 async def test_model_failure_dead_letters_only_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_apply = CreatorState.apply
+    import streams.pipeline as pipeline_module
 
-    def apply(self: CreatorState, event: Any, params: Params) -> Any:
-        if getattr(event, "post_id", None) == "a-p1" and event.kind == "post":
-            raise RuntimeError("model bug")
-        return real_apply(self, event, params)
+    real = pipeline_module.arrivals
 
-    monkeypatch.setattr(CreatorState, "apply", apply)
+    def arrivals(pairs: Any, vocab: Any) -> Any:
+        if any(getattr(e, "post_id", None) == "a-p1" and e.kind == "post" for _, e in pairs):
+            raise ValueError("model bug")
+        return real(pairs, vocab)
+
+    monkeypatch.setattr(pipeline_module, "arrivals", arrivals)
     h = Harness()
     result = await h.pipeline.process([h.record("posts", b"a", post("a", i)) for i in range(3)])
     assert result.applied == 2
@@ -346,19 +341,69 @@ async def test_model_failure_dead_letters_only_the_event(monkeypatch: pytest.Mon
     assert "model bug" in dead["error"]["message"]
     monkeypatch.undo()
     expected = model_card([("post", post("a", i)) for i in (0, 2)])
-    stored = StateEnvelope.from_bytes(h.table[b"a"]).card
-    assert stored is not None and stored.digest == card_digest(expected)
+    assert stored_card(h, "a").to_dict() == expected.to_dict()
 
 
 async def test_corrupt_state_starts_afresh() -> None:
     h = Harness()
     h.table[b"a"] = b"garbage"
-    result = await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
-    assert result.applied == 1
-    assert StateEnvelope.from_bytes(h.table[b"a"]).card is not None
+    h.table[b"b"] = envelope.wrap(DEFAULT_PARAMS.model_version, b"CS\x03\x00nonsense")
+    batch = [h.record("posts", b"a", post("a", 0)), h.record("posts", b"b", post("b", 0))]
+    result = await h.pipeline.process(batch)
+    assert result.applied == 2
+    assert stored_card(h, "a").to_dict() == model_card([("post", post("a", 0))]).to_dict()
+    assert stored_card(h, "b").to_dict() == model_card([("post", post("b", 0))]).to_dict()
+    assert all(s.previous_known is False for s in h.snapshots())
 
 
-def test_basis_json_and_stored_basis_are_the_cards_basis() -> None:
+async def test_a_card_from_another_model_is_announced_as_a_model_change() -> None:
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
+    _, state = envelope.unwrap(h.table[b"a"])
+    h.table[b"a"] = envelope.wrap("model-of-last-year", state)
+    await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
+    (snap,) = h.snapshots()
+    assert snap.previous_known is False  # its boards were another model's: ask Redis
+    (change,) = [orjson.loads(r.value) for r in h.outbound("changes")]
+    assert change["reasons"]["model_version"] == (
+        f"Scored with model {DEFAULT_PARAMS.model_version} (was model-of-last-year)."
+    )
+    assert envelope.unwrap(h.table[b"a"])[0] == DEFAULT_PARAMS.model_version
+
+
+async def test_an_unchanged_card_moves_the_state_but_not_redis() -> None:
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0, observed_at=NOW_MS - 9000))])
+    before = h.table[b"a"]
+    # A newer observation with the same counters: the record moves, the card does not.
+    again = post("a", 0, observed_at=NOW_MS - 5000)
+    result = await h.pipeline.process([h.record("posts", b"a", again)])
+    assert result.applied == 1 and result.states_written == 1
+    assert result.snapshots_written == 0 and h.redis.last == [] and h.outbound("changes") == []
+    assert h.table[b"a"] != before
+
+
+async def test_only_fields_and_boards_that_moved_are_written() -> None:
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", i)) for i in range(4)])
+    bump = post("a", 3, likes=44, observed_at=NOW_MS - 500)
+    await h.pipeline.process([h.record("posts", b"a", bump)])
+    (snap,) = h.snapshots()
+    before = model_card([("post", post("a", i)) for i in range(4)])
+    after = model_card([("post", post("a", i)) for i in range(3)] + [("post", bump)])
+    moved = {n for n, v in after.values().items() if v != before.values()[n]}
+    assert moved and moved < set(after.values())
+    assert set(snap.fields) == {*moved, "basis", "updated_at"} | (
+        {"confidence"} if after.confidence != before.confidence else set()
+    )
+    assert snap.leave_boards == frozenset() and snap.join_boards == frozenset()
+    assert set(snap.set_boards) < set(board_scores(after))
+    assert snap.set_boards == {
+        b: v for b, v in board_scores(after).items() if board_scores(before).get(b) != v
+    }
+
+
+def test_basis_json_is_the_cards_basis() -> None:
     payloads = [("post", post("a", i)) for i in range(4)] + [
         ("order", order("a", 0)),
         ("order", order("a", 1, status="refunded")),
@@ -367,46 +412,26 @@ def test_basis_json_and_stored_basis_are_the_cards_basis() -> None:
     basis = explanation_basis(card.explanations)
     assert basis is not None
     assert orjson.loads(basis_json(card)) == basis
-    assert StoredCard.of(card, "d").basis == basis
     # A card not fresh from the model has no basis to publish.
     with pytest.raises(ValueError, match="basis"):
         basis_json(ScoreCard.from_dict(card.to_dict()))
 
 
 def test_envelope_round_trip_and_corruption() -> None:
-    card = model_card([("post", post("a", i)) for i in range(3)] + [("order", order("a", 0))])
-    stored = StoredCard.of(card, card_digest(card))
-    env = StateEnvelope(b"\x01\x02state", stored)
-    back = StateEnvelope.from_bytes(env.to_bytes())
-    assert back == env
-    rebuilt = back.card.to_card("a", DEFAULT_PARAMS) if back.card else None
-    assert rebuilt is not None
-    assert rebuilt.values() == card.values()
-    assert board_scores(rebuilt) == board_scores(card)
-    assert explanation_dicts(rebuilt.explanations) == explanation_dicts(card.explanations)
-    # Another model version's card keeps no explanations to compare with.
-    other = dataclasses.replace(DEFAULT_PARAMS, model_version="other")
-    assert back.card is not None and not back.card.to_card("a", other).explanations
-    # A card stored by a worker from before this layout (an object with contribution
-    # points) is read as never published: the next update publishes the creator afresh.
-    legacy = {"digest": "d", "model_version": card.model_version, "points": {"sales": []}}
-    header = orjson.dumps(legacy)
-    raw_legacy = b"CS\x01" + len(header).to_bytes(4, "big") + header + b"st"
-    assert StateEnvelope.from_bytes(raw_legacy) == StateEnvelope(b"st", None)
-    assert StateEnvelope.from_bytes(StateEnvelope(b"s", None).to_bytes()) == StateEnvelope(
-        b"s", None
-    )
-    raw = env.to_bytes()
-    for bad in (
-        b"",
-        b"XX\x01\x00\x00\x00\x02{}",
-        raw[:10],
-        raw[:3] + b"\x00\x00\x00\x05[1,2]",
-        raw[:3] + b"\x00\x00\x00\x04[2,1]",
-        raw[:3] + b"\x00\x00\x00\x02[]",
+    value = envelope.wrap("creator-scores-1.0", b"CS\x03state")
+    assert envelope.unwrap(value) == ("creator-scores-1.0", b"CS\x03state")
+    assert envelope.unwrap(envelope.wrap("", b"")) == ("", b"")
+    for bad, problem in (
+        (b"", "CE header"),
+        (b"CS\x01\x00\x00\x00\x02{}", "CE header"),
+        (b"CE\x02\x00", "layout 2"),
+        (b"CE\x01\x09abc", "truncated"),
+        (b"CE\x01\x02\xff\xfe", "UTF-8"),
     ):
-        with pytest.raises(ValueError):
-            StateEnvelope.from_bytes(bad)
+        with pytest.raises(ValueError, match=problem):
+            envelope.unwrap(bad)
+    with pytest.raises(ValueError, match="longer than 255"):
+        envelope.wrap("v" * 256, b"")
 
 
 async def test_freshness_is_observed_per_applied_event() -> None:
@@ -474,12 +499,14 @@ async def test_scoring_failure_dead_letters_the_creator_only(
 ) -> None:
     import streams.pipeline as pipeline_module
 
-    def failing_score(state: CreatorState, params: Params) -> ScoreCard:
-        if state.creator_id == "b":
-            raise AttributeError("model bug in scoring")
-        return score(state, params)
+    real = pipeline_module.card_of
 
-    monkeypatch.setattr(pipeline_module, "score", failing_score)
+    def failing(scores: Any, i: int, creator_id: str, *args: Any) -> ScoreCard:
+        if creator_id == "b":
+            raise AttributeError("model bug in scoring")
+        return real(scores, i, creator_id, *args)
+
+    monkeypatch.setattr(pipeline_module, "card_of", failing)
     h = Harness()
     batch = [h.record("posts", b"a", post("a", 0))]
     batch += [h.record("posts", b"b", post("b", i)) for i in range(2)]
@@ -489,32 +516,3 @@ async def test_scoring_failure_dead_letters_the_creator_only(
     assert set(h.table) == {b"a"}
     assert [s.creator_id for s in h.snapshots()] == ["a"]
     assert [r.key for r in h.outbound("dead")] == [b"b", b"b"]
-
-
-async def test_cached_state_is_reused_only_while_the_table_holds_its_bytes() -> None:
-    h = Harness()
-    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
-    await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
-    assert h.pipeline.cache.hits == 1
-    expected = model_card([("post", post("a", i)) for i in range(2)])
-    stored = StateEnvelope.from_bytes(h.table[b"a"]).card
-    assert stored is not None and stored.digest == card_digest(expected)
-
-    # Someone else's value (a changelog recovery, another owner): decoded, not the cached one.
-    h.table[b"a"] = bytes(bytearray(h.table[b"a"]))
-    misses = h.pipeline.cache.misses
-    result = await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
-    assert h.pipeline.cache.misses == misses + 1
-    assert result.duplicates == 1 and result.states_written == 0
-
-
-async def test_a_failed_batch_empties_the_cache() -> None:
-    h = Harness()
-    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
-    assert len(h.pipeline.cache) == 1
-    h.redis._fail = 1
-    with pytest.raises(ConnectionError):
-        await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
-    assert len(h.pipeline.cache) == 0
-    result = await h.pipeline.process([h.record("posts", b"a", post("a", 1))])
-    assert result.applied == 1 and result.snapshots_written == 1

@@ -108,9 +108,10 @@ def _simulated() -> dict[str, list[Event]]:
 
 
 def regenerate() -> None:  # pragma: no cover - run by hand
+    from scoring.scores import score
+
     from scoring.changes import diff_scores
     from scoring.params import DEFAULT_PARAMS
-    from scoring.scores import score
     from scoring.state import ApplyOutcome, CreatorState
     from tests.unit.scoring.test_scoring_golden import OTHER_PARAMS
 

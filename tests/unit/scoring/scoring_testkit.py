@@ -11,8 +11,9 @@ from decimal import Decimal
 from hypothesis import strategies as st
 
 from scoring.events import Event, OrderEvent, PostEvent, TagEvent
-from scoring.params import DEFAULT_PARAMS
+from scoring.params import DEFAULT_PARAMS, Params
 from scoring.state import DAY_MS, CreatorState
+from scoring.window import Totals
 
 P = DEFAULT_PARAMS
 T0 = 1_763_942_400_000  # 2025-11-24T00:00:00Z, a UTC day boundary
@@ -76,11 +77,30 @@ def order(
     )  # fmt: skip
 
 
-def build(events: list[Event], creator: str = CID) -> CreatorState:
+def build(events: list[Event], creator: str = CID, params: Params = P) -> CreatorState:
+    """The state after `events`, applied as one flush."""
+    state = CreatorState.new(creator)
+    state.apply_all(events, params)
+    return state
+
+
+def build_one_by_one(events: list[Event], creator: str = CID, params: Params = P) -> CreatorState:
+    """The state after `events`, applied one flush per event."""
     state = CreatorState.new(creator)
     for e in events:
-        state.apply(e, P)
+        state.apply(e, params)
     return state
+
+
+def totals(state: CreatorState, params: Params = P) -> Totals:
+    """The window figures the scores read (creator 0 of the result)."""
+    return state.scores(params).totals
+
+
+def by_name(state: CreatorState, slices_codes: object, values: object) -> dict[str, object]:
+    """Slice values by theme or content type name."""
+    codes = list(slices_codes)  # type: ignore[call-overload]
+    return {state.vocab.name(int(c)): v for c, v in zip(codes, list(values), strict=True)}  # type: ignore[call-overload]
 
 
 def typical_creator(seed: int = 0) -> list[Event]:

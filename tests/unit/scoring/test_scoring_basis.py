@@ -18,10 +18,7 @@ import pytest
 from scoring_testkit import typical_creator
 from test_scoring_golden import population
 
-from scoring.params import DEFAULT_PARAMS
-from scoring.scores import (
-    BASIS_VERSION,
-    SCORE_NAMES,
+from scoring.explain import (
     ScoreCard,
     contribution_text,
     explanation_basis,
@@ -29,9 +26,11 @@ from scoring.scores import (
     explanation_points,
     explanation_summary,
     explanations_from_basis,
-    score,
 )
-from scoring.state import CreatorState
+from scoring.model import BASIS_VERSION
+from scoring.names import SCORE_NAMES
+from scoring.params import DEFAULT_PARAMS
+from scoring.state import CreatorState, score
 
 FIXTURE = Path(__file__).with_name("golden_scorecards.json")
 

@@ -8,7 +8,9 @@ import json
 from scoring_testkit import P, build, order, typical_creator
 
 from scoring.changes import diff_scores
-from scoring.scores import SCORE_NAMES, ScoreCard, score
+from scoring.explain import ScoreCard
+from scoring.names import SCORE_NAMES
+from scoring.state import score
 
 
 def card(extra: int = 0) -> ScoreCard:

@@ -14,16 +14,12 @@ from population_fixture import CHANGE_THRESHOLD, chunks, creators, digest, load
 from test_scoring_golden import OTHER_PARAMS
 
 from scoring.changes import diff_scores
+from scoring.explain import ScoreCard
+from scoring.merge import Outcome
 from scoring.params import DEFAULT_PARAMS
-from scoring.scores import ScoreCard, score
-from scoring.state import ApplyOutcome, CreatorState
+from scoring.state import CreatorState, score
 
-_LETTER = {
-    ApplyOutcome.APPLIED: "A",
-    ApplyOutcome.UPDATED: "U",
-    ApplyOutcome.DUPLICATE: "D",
-    ApplyOutcome.LATE: "L",
-}
+_LETTER = {Outcome.APPLIED: "A", Outcome.UPDATED: "U", Outcome.DUPLICATE: "D", Outcome.LATE: "L"}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +43,7 @@ def test_every_outcome_card_and_change_is_as_recorded(population: dict[str, Any]
         published: ScoreCard | None = None
         pos = 0
         for i, size in enumerate(chunks(case["key"], len(events))):
-            outcomes.extend(_LETTER[state.apply(e, params)] for e in events[pos : pos + size])
+            outcomes.extend(_LETTER[o] for o in state.apply_all(events[pos : pos + size], params))
             pos += size
             card = score(state, params)
             doc = card.to_dict()

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from scoring_testkit import DAY_MS, T0, P, build, event_sets, order, post, tag, typical_creator
 
 from scoring.events import Event, PostEvent
-from scoring.scores import PRIOR, SCORE_NAMES, UNKNOWN_REGION, ScoreCard, score
-from scoring.state import CreatorState
+from scoring.explain import ScoreCard
+from scoring.names import PRIOR, SCORE_NAMES, UNKNOWN_REGION
+from scoring.state import CreatorState, score
 
 
 def card_of(events: list[Event]) -> ScoreCard:
@@ -64,7 +65,7 @@ def test_model_version_comes_from_params() -> None:
 
 def test_scores_are_as_of_the_watermark_not_a_clock() -> None:
     s = build(typical_creator())
-    assert score(s, P) == score(CreatorState.from_bytes(s.to_bytes()), P)
+    assert score(s, P) == score(CreatorState.from_bytes(s.creator_id, s.to_bytes()), P)
 
 
 # --- behaviour, table-driven: (what changes, score that must rise) ---------------------

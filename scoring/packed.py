@@ -1,0 +1,716 @@
+"""A creator's records as bytes (the state table's value), written and read in bulk.
+
+The value holds one creator's heads and records and nothing else: no second copy,
+no memo. It is canonical (equal states give equal bytes) and compact:
+
+    b"CS", format (3), flags (1: zlib body, 2: sized texts), body, CRC-32 of the body
+
+body: a fixed header (watermark, region time, record counts, sizes), the texts
+(the region, then the sorted names the records use, `\\x00`-joined, or
+length-prefixed when a name holds `\\x00`), the sorted campaign hashes (uint32),
+one width code per column (0-3: 1, 2, 4 or 8 bytes, the narrowest that fits every
+value of the column; id hashes always 8), then posts, tags and orders as fixed-size
+rows sorted by id hash:
+
+    post:  hash, days before the watermark's day, ms of the day, observed (0: none,
+           else 1 + zigzag of observed - posted), views, likes, comments, shares,
+           content type, brand (1 + name index, 0: none), themes (1 + index, 0: none)
+    tag:   hash, days before the watermark's day, post hash, brand, theme,
+           campaign (1 + index, 0: none)
+    order: hash, days before the watermark's day, post hash (0: none), status
+           (+4: no post), amount as decimal mantissa and exponent (19.99 = 19990000
+           millionths -> 1999, 4), quantity, currency, brand, theme
+
+Names are indices into the value's own sorted names, so a value reads the same in
+any worker; `decode` maps them to the reading worker's vocabulary codes. Bodies
+over `ZLIB_ABOVE` bytes (heavy creators) are compressed.
+
+`decode` raises `ValueError` (naming the creator's place in the batch) for anything
+`encode` would not write: bad magic, format, checksum, truncation, inconsistent or
+non-canonical content. A batch is decoded section by section for all creators of a
+row layout at once, so a creator costs a few Python steps, not one per record.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from scoring.columns import DAY_MS, ORDER, POST, TAG, Columns, Heads, Ints, Rows
+from scoring.vocab import NONE, Vocabulary
+
+MAGIC: Final = b"CS"
+FORMAT: Final = 3
+FLAG_ZLIB: Final = 1
+FLAG_SIZED: Final = 2
+ZLIB_ABOVE: Final = 4096
+_ZLIB_LEVEL: Final = 1
+_MAX_BODY: Final = 64 * 1024 * 1024
+_HEADER: Final = struct.Struct(
+    "<qqIIIIII"
+)  # watermark, region ms, counts x3, names, campaigns, text
+_CRC: Final = struct.Struct("<I")
+_WIDTHS: Final = ("<u1", "<u2", "<u4", "<u8")
+_TOPS: Final = np.array([2**8, 2**16, 2**32], dtype=np.uint64)
+_LIMIT: Final = 2**63
+
+#: Storage columns per section, and which are id hashes (always 8 bytes).
+_COLUMNS: Final = (
+    ("h", "dday", "ms", "observed", "views", "likes", "comments", "shares", "content_type",
+     "brand", "themes"),
+    ("h", "dday", "post", "brand", "theme", "campaign"),
+    ("h", "dday", "post", "status", "mantissa", "exponent", "quantity", "currency", "brand",
+     "theme"),
+)  # fmt: skip
+_HASHES: Final = (frozenset({"h"}), frozenset({"h", "post"}), frozenset({"h", "post"}))
+_N_CODES: Final = sum(len(c) for c in _COLUMNS)
+_POW10: Final = np.array([10**i for i in range(19)], dtype=np.int64)
+_DTYPES: dict[tuple[int, bytes], np.dtype[np.void]] = {}
+
+
+def _row_dtype(section: int, codes: bytes) -> np.dtype[np.void]:
+    key = (section, codes)
+    dt = _DTYPES.get(key)
+    if dt is None:
+        dt = _DTYPES[key] = np.dtype(
+            [(name, _WIDTHS[c]) for name, c in zip(_COLUMNS[section], codes, strict=True)]
+        )
+    return dt
+
+
+def _header(flags: int) -> bytes:
+    return MAGIC + bytes((FORMAT, flags))
+
+
+# --------------------------------------------------------------------------- encode
+
+
+@dataclass(slots=True)
+class _Section:
+    """One section's storage columns for every row of the batch, with row counts per creator."""
+
+    columns: dict[str, npt.NDArray[np.uint64]]
+    counts: Ints
+    starts: Ints  # first row of each creator
+
+
+def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
+    """The value of each creator 0..len(heads)-1 (rows sorted by creator and hash)."""
+    n = len(heads)
+    if not n:
+        return []
+    ranks = vocab.ranks()
+    wm_day = heads.watermark // DAY_MS
+    posts, tags, orders = columns.posts, columns.tags, columns.orders
+
+    # Each creator's names, sorted, and every name column as an index into them.
+    names = _NameTables(n, ranks)
+    names.add(posts["creator"], posts["content_type"])
+    names.add(posts["creator"], posts["brand"])
+    names.add(posts["creator"], posts["themes"])
+    names.add(tags["creator"], tags["brand"])
+    names.add(tags["creator"], tags["theme"])
+    for field in ("currency", "brand", "theme"):
+        names.add(orders["creator"], orders[field])
+    names.build()
+
+    campaign_on = tags["campaign"] >= 0
+    campaign_keys = _distinct((tags["creator"][campaign_on] << 32) | tags["campaign"][campaign_on])
+    campaign_owner = campaign_keys >> 32
+    campaign_start = np.searchsorted(campaign_owner, np.arange(n))
+    campaign_index = np.zeros(len(tags), dtype=np.int64)
+    tag_keys = (tags["creator"] << 32) | np.maximum(tags["campaign"], 0)
+    campaign_index[campaign_on] = (
+        np.searchsorted(campaign_keys, tag_keys[campaign_on])
+        - campaign_start[tags["creator"][campaign_on]]
+        + 1
+    )
+
+    pc = posts["creator"]
+    posted = posts["day"] * DAY_MS + posts["ms"]
+    obs = posts["observed"]
+    observed = np.where(
+        obs < 0, 0, np.where(obs >= posted, ((obs - posted) << 1) + 1, (posted - obs) << 1)
+    )
+    sections = (
+        _section(n, pc, {
+            "h": posts["h"], "dday": wm_day[pc] - posts["day"], "ms": posts["ms"],
+            "observed": observed, "views": posts["views"], "likes": posts["likes"],
+            "comments": posts["comments"], "shares": posts["shares"],
+            "content_type": names.index(0), "brand": names.index(1, optional=True),
+            "themes": names.index(2, optional=True),
+        }),
+        _section(n, tags["creator"], {
+            "h": tags["h"], "dday": wm_day[tags["creator"]] - tags["day"], "post": tags["post"],
+            "brand": names.index(3), "theme": names.index(4), "campaign": campaign_index,
+        }),
+        _orders_section(n, orders, wm_day, names),
+    )  # fmt: skip
+
+    # Width codes per creator and section: the narrowest width of every column.
+    codes = np.zeros((n, _N_CODES), dtype=np.uint8)
+    at = 0
+    for i, sec in enumerate(sections):
+        for j, name in enumerate(_COLUMNS[i]):
+            if name in _HASHES[i]:
+                codes[:, at + j] = 3
+            else:
+                codes[:, at + j] = _width_codes(sec.columns[name], sec.starts, sec.counts)
+        at += len(_COLUMNS[i])
+    packed = [_pack(i, sec, codes, sum(len(c) for c in _COLUMNS[:i])) for i, sec in
+              enumerate(sections)]  # fmt: skip
+
+    texts = names.texts(vocab, heads.region)
+    campaign_bytes = _per_creator_bytes(
+        campaign_keys.astype(np.uint64) & np.uint64(0xFFFFFFFF), campaign_start, n, "<u4"
+    )
+    counts = [sec.counts.tolist() for sec in sections]
+    n_names = names.counts.tolist()
+    n_campaigns = np.diff(np.append(campaign_start, len(campaign_keys))).tolist()
+    watermarks, region_ms = heads.watermark.tolist(), heads.region_ms.tolist()
+    code_rows = [bytes(row) for row in codes]
+    out = []
+    for c in range(n):
+        text, sized = texts[c]
+        body = b"".join(
+            (
+                _HEADER.pack(
+                    watermarks[c], region_ms[c], counts[0][c], counts[1][c], counts[2][c],
+                    n_names[c], n_campaigns[c], len(text),
+                ),
+                text,
+                campaign_bytes[c],
+                code_rows[c],
+                packed[0][c],
+                packed[1][c],
+                packed[2][c],
+            )
+        )  # fmt: skip
+        crc = _CRC.pack(zlib.crc32(body))
+        flags = FLAG_SIZED if sized else 0
+        if len(body) > ZLIB_ABOVE:
+            small = zlib.compress(body, _ZLIB_LEVEL)
+            if len(small) < len(body):
+                out.append(b"".join((_header(flags | FLAG_ZLIB), small, crc)))
+                continue
+        out.append(b"".join((_header(flags), body, crc)))
+    return out
+
+
+def _orders_section(n: int, orders: Rows, wm_day: Ints, names: _NameTables) -> _Section:
+    oc = orders["creator"]
+    mantissa, exponent = _decimal(orders["micros"])
+    has_post = orders["has_post"] != 0
+    return _section(n, oc, {
+        "h": orders["h"], "dday": wm_day[oc] - orders["day"],
+        "post": np.where(has_post, orders["post"], np.uint64(0)),
+        "status": orders["status"] | np.where(has_post, 0, 4), "mantissa": mantissa,
+        "exponent": exponent, "quantity": orders["quantity"], "currency": names.index(5),
+        "brand": names.index(6), "theme": names.index(7),
+    })  # fmt: skip
+
+
+def _section(n: int, creator: Ints, columns: dict[str, npt.NDArray[np.generic]]) -> _Section:
+    counts = np.bincount(creator, minlength=n)
+    starts = np.cumsum(counts) - counts
+    as_u8 = {k: np.asarray(v).astype(np.uint64) for k, v in columns.items()}
+    return _Section(as_u8, counts, starts)
+
+
+def _width_codes(values: npt.NDArray[np.uint64], starts: Ints, counts: Ints) -> Ints:
+    out = np.zeros(len(counts), dtype=np.int64)
+    has = counts > 0
+    if not has.any():
+        return out
+    tops = np.maximum.reduceat(values, starts[has]) if len(values) else values
+    out[has] = np.searchsorted(_TOPS, tops, side="right")
+    return out
+
+
+def _pack(section: int, sec: _Section, codes: npt.NDArray[np.uint8], at: int) -> list[bytes]:
+    """Each creator's rows of one section, packed at its own widths."""
+    n = len(sec.counts)
+    out = [b""] * n
+    width = len(_COLUMNS[section])
+    layout = codes[:, at : at + width]
+    has = np.flatnonzero(sec.counts)
+    if not len(has):
+        return out
+    keys = [bytes(row) for row in layout[has]]
+    groups: dict[bytes, list[int]] = {}
+    for c, key in zip(has.tolist(), keys, strict=True):
+        groups.setdefault(key, []).append(c)
+    counts = sec.counts
+    for key, creators in groups.items():
+        members = np.array(creators, dtype=np.int64)
+        rows = _ranges(sec.starts[members], counts[members])
+        dt = _row_dtype(section, key)
+        packed = np.empty(len(rows), dtype=dt)
+        for name in _COLUMNS[section]:
+            packed[name] = sec.columns[name][rows]
+        blob = packed.tobytes()
+        size = dt.itemsize
+        ends = np.cumsum(counts[members]) * size
+        begin = 0
+        for c, end in zip(creators, ends.tolist(), strict=True):
+            out[c] = blob[begin:end]
+            begin = end
+    return out
+
+
+def _ranges(starts: Ints, counts: Ints) -> Ints:
+    """The row indices starts[i]..starts[i]+counts[i]-1 for every i, concatenated."""
+    total = int(counts.sum())
+    offsets = np.cumsum(counts) - counts
+    return np.repeat(starts - offsets, counts) + np.arange(total)
+
+
+def _per_creator_bytes(
+    values: npt.NDArray[np.uint64], starts: Ints, n: int, dt: str
+) -> list[bytes]:
+    blob = values.astype(dt).tobytes()
+    size = np.dtype(dt).itemsize
+    ends = np.append(starts[1:], len(values)) if n else starts
+    bounds = (starts * size).tolist(), (ends * size).tolist()
+    return [blob[a:b] for a, b in zip(*bounds, strict=True)]
+
+
+def _decimal(micros: Ints) -> tuple[Ints, Ints]:
+    """Millionths as decimal mantissa and exponent: 19990000 -> (1999, 4); 0 -> (0, 0)."""
+    mantissa = micros.copy()
+    exponent = np.zeros(len(micros), dtype=np.int64)
+    while True:
+        strip = (mantissa % 10 == 0) & (mantissa > 0)
+        if not strip.any():
+            return mantissa, exponent
+        mantissa[strip] //= 10
+        exponent[strip] += 1
+
+
+def _distinct(values: Ints) -> Ints:
+    if not len(values):
+        return values
+    s = np.sort(values)
+    keep = np.ones(len(s), dtype=np.bool_)
+    keep[1:] = s[1:] != s[:-1]
+    return s[keep]
+
+
+class _NameTables:
+    """Each creator's sorted names, and each name column as indices into them."""
+
+    def __init__(self, n: int, ranks: Ints) -> None:
+        self.n = n
+        self.ranks = ranks
+        self.span = max(1, len(ranks))
+        self.parts: list[tuple[Ints, Ints]] = []
+        self.keys: Ints = np.zeros(0, dtype=np.int64)
+        self.starts: Ints = np.zeros(n, dtype=np.int64)
+        self.counts: Ints = np.zeros(n, dtype=np.int64)
+
+    def add(self, creator: Ints, codes: Ints) -> None:
+        self.parts.append((creator, codes))
+
+    def build(self) -> None:
+        keys = [c * self.span + self.ranks[np.maximum(v, 0)] for c, v in self.parts]
+        present = [v >= 0 for _, v in self.parts]
+        self.keys = _distinct(np.concatenate([k[p] for k, p in zip(keys, present, strict=True)]))
+        owner = self.keys // self.span
+        self.starts = np.searchsorted(owner, np.arange(self.n))
+        self.counts = np.bincount(owner, minlength=self.n)
+        self._keys = keys
+
+    def index(self, part: int, *, optional: bool = False) -> Ints:
+        creator, codes = self.parts[part]
+        local = np.searchsorted(self.keys, self._keys[part]) - self.starts[creator]
+        if optional:
+            return np.where(codes >= 0, local + 1, 0)
+        return local
+
+    def texts(self, vocab: Vocabulary, regions: Ints) -> list[tuple[bytes, bool]]:
+        order = np.empty(self.span, dtype=np.int64)
+        order[self.ranks] = np.arange(len(self.ranks))
+        all_names = vocab.names
+        codes = order[self.keys % self.span].tolist()
+        starts, counts = self.starts.tolist(), self.counts.tolist()
+        region_codes = regions.tolist()
+        out = []
+        for c in range(self.n):
+            r = region_codes[c]
+            texts = [all_names[r] if r >= 0 else ""]
+            texts.extend(all_names[k] for k in codes[starts[c] : starts[c] + counts[c]])
+            joined = "\x00".join(texts)
+            if joined.count("\x00") == len(texts) - 1:
+                out.append((joined.encode("utf-8", "surrogatepass"), False))
+            else:
+                raw = [t.encode("utf-8", "surrogatepass") for t in texts]
+                sizes = struct.pack(f"<{len(raw)}I", *map(len, raw))
+                out.append((sizes + b"".join(raw), True))
+        return out
+
+
+# --------------------------------------------------------------------------- decode
+
+
+@dataclass(slots=True)
+class _Parsed:
+    """What `decode` reads of one value before its rows are converted with the others'."""
+
+    watermark: int
+    region_ms: int
+    region: int
+    names: list[int]  # vocabulary codes of the value's names
+    campaigns: bytes  # uint32 each
+    body: bytes
+    #: Per section: (offset of the rows in `body`, row count, width codes).
+    sections: tuple[tuple[int, int, bytes], tuple[int, int, bytes], tuple[int, int, bytes]]
+
+
+def decode(values: Sequence[bytes], vocab: Vocabulary) -> tuple[Heads, Columns]:
+    """The heads and records of each value (creator i = values[i]).
+
+    ValueError naming the value's index for anything `encode` would not write.
+    """
+    parsed = []
+    for i, value in enumerate(values):
+        try:
+            parsed.append(_parse(value, vocab))
+        except (ValueError, struct.error, zlib.error, UnicodeDecodeError, OverflowError) as exc:
+            raise ValueError(f"value {i}: corrupt creator state: {exc}") from exc
+    return _convert(parsed)
+
+
+def decode_each(values: Sequence[bytes], vocab: Vocabulary) -> tuple[Heads, Columns, list[str]]:
+    """Like `decode`, but a corrupt value becomes an empty creator and a problem (index: why)."""
+    try:
+        heads, columns = decode(values, vocab)
+        return heads, columns, []
+    except ValueError:
+        pass
+    good: list[bytes] = []
+    where: list[int] = []
+    problems: list[str] = []
+    for i, value in enumerate(values):
+        try:
+            decode([value], vocab)
+        except ValueError as exc:
+            problems.append(f"{i}: {str(exc).removeprefix('value 0: ')}")
+            continue
+        good.append(value)
+        where.append(i)
+    heads, columns = decode(good, vocab)
+    return (*_spread(heads, columns, np.array(where, dtype=np.int64), len(values)), problems)
+
+
+def _spread(heads: Heads, columns: Columns, where: Ints, n: int) -> tuple[Heads, Columns]:
+    """Creators 0..len(where)-1 renumbered to `where`, among n creators (the rest empty)."""
+    out = Heads.empty(n)
+    out.watermark[where] = heads.watermark
+    out.region[where] = heads.region
+    out.region_ms[where] = heads.region_ms
+    moved = []
+    for rows in (columns.posts, columns.tags, columns.orders):
+        rows = rows.copy()
+        rows["creator"] = where[rows["creator"]] if len(rows) else rows["creator"]
+        moved.append(rows)
+    return out, Columns(*moved)
+
+
+_SECTION_AT: Final = (0, len(_COLUMNS[0]), len(_COLUMNS[0]) + len(_COLUMNS[1]), _N_CODES)
+_HASH_CODES: Final = tuple(
+    _SECTION_AT[i] + _COLUMNS[i].index(name) for i in range(3) for name in sorted(_HASHES[i])
+)
+
+
+def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise ValueError(f"expected bytes, got {type(value).__name__}")
+    data = bytes(value)
+    if len(data) < 8 or data[:2] != MAGIC:
+        raise ValueError("not a creator state (bad magic)")
+    if data[2] != FORMAT:
+        raise ValueError(f"state format {data[2]}, this worker reads format {FORMAT}")
+    flags = data[3]
+    if flags & ~(FLAG_ZLIB | FLAG_SIZED):
+        raise ValueError(f"unknown flags {flags:#x}")
+    body = data[4:-4]
+    if flags & FLAG_ZLIB:
+        inflater = zlib.decompressobj()
+        body = inflater.decompress(body, _MAX_BODY)
+        if inflater.unconsumed_tail or not inflater.eof or inflater.unused_data:
+            raise ValueError("compressed body too large or truncated")
+        if len(body) <= ZLIB_ABOVE:
+            raise ValueError("compressed body below the compression threshold")
+    if _CRC.pack(zlib.crc32(body)) != data[-4:]:
+        raise ValueError("checksum mismatch")
+    (watermark, region_ms, n_posts, n_tags, n_orders, n_names, n_campaigns,
+     text_len) = _HEADER.unpack_from(body)  # fmt: skip
+    if watermark < 0 or region_ms < -1:
+        raise ValueError("bad header")
+    pos = _HEADER.size
+    if text_len + 4 * n_campaigns + _N_CODES + 8 * (n_posts + n_tags + n_orders) > len(body) - pos:
+        raise ValueError("counts exceed the data")
+    texts = _texts(body[pos : pos + text_len], n_names + 1, bool(flags & FLAG_SIZED))
+    pos += text_len
+    region = texts[0]
+    table = texts[1:]
+    if table and (not table[0] or sorted(set(table)) != table):
+        raise ValueError("names not sorted, distinct and non-empty")
+    if region and (len(region) != 2 or not region.isascii() or not region.isupper()):
+        raise ValueError("region not canonical")
+    campaigns = body[pos : pos + 4 * n_campaigns]
+    pos += 4 * n_campaigns
+    codes = body[pos : pos + _N_CODES]
+    pos += _N_CODES
+    if max(codes) > 3 or any(codes[i] != 3 for i in _HASH_CODES):
+        raise ValueError("bad width code (or an id hash not 8 bytes)")
+    sections = []
+    for i, count in enumerate((n_posts, n_tags, n_orders)):
+        section_codes = codes[_SECTION_AT[i] : _SECTION_AT[i + 1]]
+        sections.append((pos, count, section_codes))
+        pos += _row_dtype(i, section_codes).itemsize * count
+    if pos != len(body):
+        raise ValueError("rows do not fill the data")
+    return _Parsed(
+        watermark, region_ms, vocab.code(region) if region else NONE, vocab.codes(table),
+        campaigns, body, (sections[0], sections[1], sections[2]),
+    )  # fmt: skip
+
+
+def _texts(blob: bytes, n: int, sized: bool) -> list[str]:
+    if not sized:
+        texts = blob.decode("utf-8", "surrogatepass").split("\x00")
+    else:
+        if len(blob) < 4 * n:
+            raise ValueError("texts truncated")
+        sizes = struct.unpack_from(f"<{n}I", blob)
+        pos = 4 * n
+        texts = []
+        for size in sizes:
+            texts.append(blob[pos : pos + size].decode("utf-8", "surrogatepass"))
+            pos += size
+        if pos != len(blob) or all("\x00" not in t for t in texts):
+            raise ValueError("texts not canonical")
+    if len(texts) != n:
+        raise ValueError("name count mismatch")
+    return texts
+
+
+def _convert(parsed: list[_Parsed]) -> tuple[Heads, Columns]:
+    n = len(parsed)
+    heads = Heads(
+        np.array([p.watermark for p in parsed], dtype=np.int64),
+        np.array([p.region for p in parsed], dtype=np.int64),
+        np.array([p.region_ms for p in parsed], dtype=np.int64),
+    )
+    name_counts = np.array([len(p.names) for p in parsed], dtype=np.int64)
+    name_start = np.cumsum(name_counts) - name_counts
+    name_flat = np.array([c for p in parsed for c in p.names], dtype=np.int64)
+    camp_blob = b"".join([p.campaigns for p in parsed])
+    camp_flat = np.frombuffer(camp_blob, dtype="<u4").astype(np.int64)
+    camp_counts = np.array([len(p.campaigns) // 4 for p in parsed], dtype=np.int64)
+    camp_start = np.cumsum(camp_counts) - camp_counts
+    _check_sorted_runs(camp_flat, camp_start, camp_counts, "campaigns not sorted")
+    wm_day = heads.watermark // DAY_MS
+    names = (name_start, name_counts, name_flat)
+    campaigns = (camp_start, camp_counts, camp_flat)
+    posts, tags, orders = (
+        _section_rows(i, dtype, parsed, wm_day, names, campaigns)
+        for i, dtype in enumerate((POST, TAG, ORDER))
+    )
+    _check_used(posts, tags, orders, name_counts, camp_counts, n)
+    return heads, Columns(posts, tags, orders)
+
+
+def _check_sorted_runs(values: Ints, starts: Ints, counts: Ints, problem: str) -> None:
+    """Values strictly increasing within each run (runs laid end to end)."""
+    if len(values) < 2:
+        return
+    rising = values[1:] > values[:-1]
+    run_start = np.zeros(len(values), dtype=np.bool_)
+    run_start[starts[counts > 0]] = True
+    if not (rising | run_start[1:]).all():
+        raise ValueError(problem)
+
+
+_Names = tuple[Ints, Ints, Ints]
+
+
+def _section_rows(
+    section: int,
+    dtype: np.dtype[np.void],
+    parsed: list[_Parsed],
+    wm_day: Ints,
+    names: _Names,
+    campaigns: _Names,
+) -> Rows:
+    counts = np.array([p.sections[section][1] for p in parsed], dtype=np.int64)
+    total = int(counts.sum())
+    out = np.empty(total, dtype=dtype)
+    if not total:
+        return out
+    starts = np.cumsum(counts) - counts
+    groups: dict[bytes, list[int]] = {}
+    for c, p in enumerate(parsed):
+        if p.sections[section][1]:
+            groups.setdefault(p.sections[section][2], []).append(c)
+    for codes, members in groups.items():
+        dt = _row_dtype(section, codes)
+        size = dt.itemsize
+        parts = []
+        for c in members:
+            at, count, _ = parsed[c].sections[section]
+            parts.append(parsed[c].body[at : at + size * count])
+        blob = b"".join(parts)
+        raw = np.frombuffer(blob, dtype=dt)
+        member = np.array(members, dtype=np.int64)
+        creator = np.repeat(member, counts[member])
+        block = np.empty(len(raw), dtype=dtype)
+        block["creator"] = creator
+        _fill(section, block, raw, creator, wm_day, names, campaigns)
+        _check_widths(section, raw, dt, member, counts)
+        out[_ranges(starts[member], counts[member])] = block
+    owner, h = out["creator"], out["h"]
+    if total > 1 and not ((owner[1:] != owner[:-1]) | (h[1:] > h[:-1])).all():
+        raise ValueError("records not in hash order")
+    return out
+
+
+def _names(
+    local: Ints, creator: Ints, start: Ints, counts: Ints, flat: Ints, *, optional: bool
+) -> Ints:
+    """Vocabulary codes of name indices (`optional`: 1 + index, 0 for none)."""
+    index = local - 1 if optional else local
+    bad = index >= counts[creator]
+    if optional:
+        bad |= local < 0
+    if bad.any():
+        raise ValueError("name index out of range")
+    codes = flat[np.where(index >= 0, start[creator] + index, 0)] if len(flat) else index
+    return np.where(index >= 0, codes, NONE) if optional else codes
+
+
+def _fill(
+    section: int,
+    block: Rows,
+    raw: npt.NDArray[np.void],
+    creator: Ints,
+    wm_day: Ints,
+    names: _Names,
+    campaigns: _Names,
+) -> None:
+    name_start, name_counts, name_flat = names
+    camp_start, camp_counts, camp_flat = campaigns
+
+    def ints(field: str) -> Ints:
+        values = raw[field].astype(np.uint64)
+        if len(values) and int(values.max()) >= _LIMIT:
+            raise ValueError(f"{field} out of range")
+        return values.astype(np.int64)
+
+    def name(field: str, optional: bool = False) -> Ints:
+        return _names(ints(field), creator, name_start, name_counts, name_flat,
+                      optional=optional)  # fmt: skip
+
+    day = wm_day[creator] - ints("dday")
+    block["h"] = raw["h"]
+    block["day"] = day
+    if section == 0:
+        ms = ints("ms")
+        if len(ms) and int(ms.max()) >= DAY_MS:
+            raise ValueError("post time out of range")
+        block["ms"] = ms
+        code = ints("observed")
+        posted = day * DAY_MS + ms
+        block["observed"] = np.where(
+            code == 0, -1, np.where(code & 1, posted + (code >> 1), posted - (code >> 1))
+        )
+        for field in ("views", "likes", "comments", "shares"):
+            block[field] = ints(field)
+        block["content_type"] = name("content_type")
+        block["brand"] = name("brand", optional=True)
+        block["themes"] = name("themes", optional=True)
+    elif section == 1:
+        block["post"] = raw["post"]
+        block["brand"] = name("brand")
+        block["theme"] = name("theme")
+        index = ints("campaign")
+        if (index > camp_counts[creator]).any():
+            raise ValueError("campaign index out of range")
+        has = index > 0
+        block["campaign"] = np.where(
+            has, camp_flat[np.where(has, camp_start[creator] + index - 1, 0)] if len(camp_flat)
+            else -1, -1,
+        )  # fmt: skip
+    else:
+        status = ints("status")
+        if ((status & 3) == 3).any() or (status > 6).any():
+            raise ValueError("order status out of range")
+        no_post = (status & 4) != 0
+        post = raw["post"].astype(np.uint64)
+        if (no_post & (post != 0)).any():
+            raise ValueError("order without a post names one")
+        mantissa, exponent = ints("mantissa"), ints("exponent")
+        if (exponent > 18).any():
+            raise ValueError("order amount out of range")
+        if ((mantissa % 10 == 0) & ((mantissa != 0) | (exponent != 0))).any():
+            raise ValueError("order amount not canonical")
+        if (mantissa > (_LIMIT - 1) // _POW10[exponent]).any():
+            raise ValueError("order amount out of range")
+        micros = mantissa * _POW10[exponent]
+        block["status"] = status & 3
+        block["micros"] = micros
+        block["quantity"] = ints("quantity")
+        block["currency"] = name("currency")
+        block["brand"] = name("brand")
+        block["theme"] = name("theme")
+        block["post"] = post
+        block["has_post"] = ~no_post
+
+
+def _check_widths(
+    section: int, raw: npt.NDArray[np.void], dt: np.dtype[np.void], members: Ints, counts: Ints
+) -> None:
+    """Every column at the narrowest width that fits each creator's values (canonical)."""
+    member_counts = counts[members]
+    starts = np.cumsum(member_counts) - member_counts
+    for name in _COLUMNS[section]:
+        if name in _HASHES[section]:
+            continue
+        code = (1, 2, 4, 8).index(dt[name].itemsize)
+        if code == 0:
+            continue
+        tops = np.maximum.reduceat(raw[name].astype(np.uint64), starts)
+        if (tops < _TOPS[code - 1]).any():
+            raise ValueError("columns not at their narrowest widths")
+
+
+def _check_used(
+    posts: Rows, tags: Rows, orders: Rows, name_counts: Ints, camp_counts: Ints, n: int
+) -> None:
+    """Every name and campaign a value lists is used by one of its records (canonical)."""
+    # Used names are counted through the codes: values list distinct names, so the
+    # distinct (creator, code) pairs in use must number exactly the names listed.
+    parts = [
+        (posts["creator"], posts["content_type"]), (posts["creator"], posts["brand"]),
+        (posts["creator"], posts["themes"]), (tags["creator"], tags["brand"]),
+        (tags["creator"], tags["theme"]), (orders["creator"], orders["currency"]),
+        (orders["creator"], orders["brand"]), (orders["creator"], orders["theme"]),
+    ]  # fmt: skip
+    pairs = [(c[v >= 0] << 32) | v[v >= 0] for c, v in parts]
+    used = _distinct(np.concatenate(pairs)) if pairs else np.zeros(0, dtype=np.int64)
+    if not np.array_equal(np.bincount(used >> 32, minlength=n), name_counts):
+        raise ValueError("unused name in the table")
+    on = tags["campaign"] >= 0
+    used_c = _distinct((tags["creator"][on] << 32) | tags["campaign"][on])
+    if not np.array_equal(np.bincount(used_c >> 32, minlength=n), camp_counts):
+        raise ValueError("unused campaign in the table")
+
+
+__all__ = ["FORMAT", "decode", "decode_each", "encode"]
