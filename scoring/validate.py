@@ -82,6 +82,20 @@ def validate(
     `now_ms` is the processing clock, used only to reject timestamps more than
     `params.future_margin_ms` ahead of it (the model itself never reads a clock).
     """
+    if type(payload) is dict:
+        try:
+            if kind == "post":
+                usual: Event | None = _usual_post(payload, now_ms, params)
+            elif kind == "tag":
+                usual = _usual_tag(payload, now_ms, params)
+            elif kind == "order":
+                usual = _usual_order(payload, now_ms, params)
+            else:
+                usual = None
+        except Exception:  # a surprise here is the field-by-field path's to report
+            usual = None
+        if usual is not None:
+            return usual
     kind_name = kind if isinstance(kind, str) else repr(kind)
     if kind not in EVENT_KINDS:
         return ValidationError(
@@ -112,62 +126,12 @@ def validate(
         )
 
 
-# --- kinds -------------------------------------------------------------------
-
-
-# Each kind first tries its usual clean form in one pass (all fields at once); any
-# field not in that form sends the whole payload down the field-by-field path, which
-# reports the first problem in contract order (or accepts the unusual form).
-
-_POST_KEYS: Final = ("post_id", "creator_id", "region", "content_type", "themes", "posted_at",
-                     "views", "likes", "comments", "shares", "brand_id", "observed_at")  # fmt: skip
-_TAG_KEYS: Final = ("tag_id", "post_id", "creator_id", "product_id", "brand_id", "theme",
-                    "tagged_at", "campaign_id")  # fmt: skip
-_ORDER_KEYS: Final = ("order_id", "creator_id", "post_id", "product_id", "brand_id", "theme",
-                      "quantity", "amount", "currency", "status", "ordered_at")  # fmt: skip
-
-
-def _clean(v: object, limit: int) -> TypeGuard[str]:
-    """A string id or name in its usual form (the checks of `_text`, all passing)."""
-    return type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
+# --- kinds, field by field ----------------------------------------------------
+# The reference: each field checked in contract order, so the first problem is the
+# one reported. Payloads in the usual clean form never get here (see below).
 
 
 def _post(p: Mapping[str, object], now_ms: int, params: Params) -> PostEvent:
-    (post_id, creator_id, region, content_type, themes, _, views, likes, comments,
-     shares, brand, observed) = map(p.get, _POST_KEYS)  # fmt: skip
-    ids, top = params.max_id_length, params.max_count
-    if (
-        _clean(post_id, ids)
-        and _clean(creator_id, ids)
-        and type(region) is str
-        and len(region) == 2
-        and region.isascii()
-        and region.isalpha()
-        and _clean(content_type, params.max_name_length)
-        and type(themes) is list
-        and type(views) is int
-        and 0 <= views <= top
-        and type(likes) is int
-        and 0 <= likes <= top
-        and type(comments) is int
-        and 0 <= comments <= top
-        and type(shares) is int
-        and 0 <= shares <= top
-        and (brand is None or _clean(brand, ids))
-    ):
-        try:
-            theme_names = _themes(p, params)
-            posted_ms = _time(p, "posted_at", now_ms, params)
-            observed_ms = (
-                None if observed is None else _checked_time("observed_at", observed, now_ms, params)
-            )
-        except _Invalid:
-            pass  # the field-by-field path reports it, in contract order
-        else:
-            return PostEvent(
-                post_id, creator_id, region.upper(), content_type.strip().lower(),
-                theme_names, posted_ms, views, likes, comments, shares, brand, observed_ms,
-            )  # fmt: skip
     ids = params.max_id_length
     return PostEvent(
         post_id=_id(p, "post_id", ids),
@@ -186,24 +150,7 @@ def _post(p: Mapping[str, object], now_ms: int, params: Params) -> PostEvent:
 
 
 def _tag(p: Mapping[str, object], now_ms: int, params: Params) -> TagEvent:
-    tag_id, post_id, creator_id, product_id, brand, theme, tagged, campaign = map(p.get, _TAG_KEYS)
     ids = params.max_id_length
-    if (
-        _clean(tag_id, ids)
-        and _clean(post_id, ids)
-        and _clean(creator_id, ids)
-        and _clean(product_id, ids)
-        and _clean(brand, ids)
-        and _clean(theme, params.max_name_length)
-        and type(tagged) is int
-        and params.earliest_event_ms <= tagged <= now_ms + params.future_margin_ms
-        and tagged <= _LATEST_MS
-        and (campaign is None or _clean(campaign, ids))
-    ):
-        return TagEvent(
-            tag_id, post_id, creator_id, product_id, brand, theme.strip().lower(), tagged,
-            campaign,
-        )  # fmt: skip
     return TagEvent(
         tag_id=_id(p, "tag_id", ids),
         post_id=_id(p, "post_id", ids),
@@ -217,34 +164,6 @@ def _tag(p: Mapping[str, object], now_ms: int, params: Params) -> TagEvent:
 
 
 def _order(p: Mapping[str, object], now_ms: int, params: Params) -> OrderEvent:
-    (order_id, creator_id, post_id, product_id, brand, theme, quantity, _, currency, status,
-     ordered) = map(p.get, _ORDER_KEYS)  # fmt: skip
-    ids = params.max_id_length
-    if (
-        _clean(order_id, ids)
-        and _clean(creator_id, ids)
-        and (post_id is None or _clean(post_id, ids))
-        and _clean(product_id, ids)
-        and _clean(brand, ids)
-        and _clean(theme, params.max_name_length)
-        and type(quantity) is int
-        and 1 <= quantity <= params.max_quantity
-        and type(currency) is str
-        and currency in params.fx_usd_per_unit
-        and (status == "placed" or status == "cancelled" or status == "refunded")
-        and type(ordered) is int
-        and params.earliest_event_ms <= ordered <= now_ms + params.future_margin_ms
-        and ordered <= _LATEST_MS
-    ):
-        try:
-            amount = _amount(p, params)
-        except _Invalid:
-            pass  # the field-by-field path reports it, in contract order
-        else:
-            return OrderEvent(
-                order_id, creator_id, post_id, product_id, brand, theme.strip().lower(),
-                quantity, amount, currency, status, ordered,
-            )  # fmt: skip
     ids = params.max_id_length
     return OrderEvent(
         order_id=_id(p, "order_id", ids),
@@ -259,6 +178,162 @@ def _order(p: Mapping[str, object], now_ms: int, params: Params) -> OrderEvent:
         status=_status(p),
         ordered_at_ms=_time(p, "ordered_at", now_ms, params),
     )
+
+
+# --- kinds, the usual clean form in one pass ------------------------------------------
+# Nearly every payload is already clean: ids and names printable and within their
+# limits, names and codes already in their normal case, timestamps in one of a few
+# shapes. These functions accept exactly that form and build the same event the
+# field-by-field path would; for anything else they return None and leave the
+# verdict (and the precise message) to it. tests/unit/scoring/test_scoring_usual.py
+# compares the two on generated payloads.
+
+_POST_KEYS: Final = ("post_id", "creator_id", "region", "content_type", "themes", "posted_at",
+                     "views", "likes", "comments", "shares", "brand_id", "observed_at")  # fmt: skip
+_TAG_KEYS: Final = ("tag_id", "post_id", "creator_id", "product_id", "brand_id", "theme",
+                    "tagged_at", "campaign_id")  # fmt: skip
+_ORDER_KEYS: Final = ("order_id", "creator_id", "post_id", "product_id", "brand_id", "theme",
+                      "quantity", "amount", "currency", "status", "ordered_at")  # fmt: skip
+
+
+def _clean(v: object, limit: int) -> TypeGuard[str]:
+    """A string id or name in its usual form (the checks of `_text`, all passing)."""
+    return type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
+
+
+def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent | None:
+    (post_id, creator_id, region, content_type, themes, posted, views, likes, comments,
+     shares, brand, observed) = map(p.get, _POST_KEYS)  # fmt: skip
+    ids, top = params.max_id_length, params.max_count
+    if not (
+        _clean(post_id, ids)
+        and _clean(creator_id, ids)
+        and type(region) is str
+        and len(region) == 2
+        and region.isascii()
+        and region.isalpha()
+        and _clean(content_type, params.max_name_length)
+        and type(views) is int
+        and 0 <= views <= top
+        and type(likes) is int
+        and 0 <= likes <= top
+        and type(comments) is int
+        and 0 <= comments <= top
+        and type(shares) is int
+        and 0 <= shares <= top
+        and (brand is None or _clean(brand, ids))
+    ):
+        return None
+    theme_names = _usual_themes(themes, params)
+    earliest, latest = params.earliest_event_ms, _latest_ms(now_ms, params)
+    posted_ms = _usual_ms(posted, earliest, latest)
+    if observed is None:
+        observed_ms = None
+    else:
+        observed_ms = _usual_ms(observed, earliest, latest)
+        if observed_ms is None:
+            return None
+    if theme_names is None or posted_ms is None:
+        return None
+    return PostEvent(
+        post_id, creator_id, region.upper(), content_type.strip().lower(), theme_names,
+        posted_ms, views, likes, comments, shares, brand, observed_ms,
+    )  # fmt: skip
+
+
+def _usual_tag(p: dict[str, object], now_ms: int, params: Params) -> TagEvent | None:
+    tag_id, post_id, creator_id, product_id, brand, theme, tagged, campaign = map(p.get, _TAG_KEYS)
+    ids = params.max_id_length
+    if not (
+        _clean(tag_id, ids)
+        and _clean(post_id, ids)
+        and _clean(creator_id, ids)
+        and _clean(product_id, ids)
+        and _clean(brand, ids)
+        and _clean(theme, params.max_name_length)
+        and (campaign is None or _clean(campaign, ids))
+    ):
+        return None
+    tagged_ms = _usual_ms(tagged, params.earliest_event_ms, _latest_ms(now_ms, params))
+    if tagged_ms is None:
+        return None
+    return TagEvent(
+        tag_id, post_id, creator_id, product_id, brand, theme.strip().lower(), tagged_ms,
+        campaign,
+    )  # fmt: skip
+
+
+def _usual_order(p: dict[str, object], now_ms: int, params: Params) -> OrderEvent | None:
+    (order_id, creator_id, post_id, product_id, brand, theme, quantity, amount, currency,
+     status, ordered) = map(p.get, _ORDER_KEYS)  # fmt: skip
+    ids = params.max_id_length
+    if not (
+        _clean(order_id, ids)
+        and _clean(creator_id, ids)
+        and (post_id is None or _clean(post_id, ids))
+        and _clean(product_id, ids)
+        and _clean(brand, ids)
+        and _clean(theme, params.max_name_length)
+        and type(quantity) is int
+        and 1 <= quantity <= params.max_quantity
+        and type(currency) is str
+        and currency in params.fx_usd_per_unit
+        and (status == "placed" or status == "cancelled" or status == "refunded")
+    ):
+        return None
+    value = _usual_amount(amount, params)
+    ordered_ms = _usual_ms(ordered, params.earliest_event_ms, _latest_ms(now_ms, params))
+    if value is None or ordered_ms is None:
+        return None
+    return OrderEvent(
+        order_id, creator_id, post_id, product_id, brand, theme.strip().lower(), quantity,
+        value, currency, status, ordered_ms,
+    )  # fmt: skip
+
+
+def _usual_themes(v: object, params: Params) -> tuple[str, ...] | None:
+    if type(v) is not list or len(v) > params.max_themes:
+        return None
+    limit = params.max_name_length
+    names = set()
+    for t in v:
+        if not _clean(t, limit):
+            return None
+        names.add(t.strip().lower())
+    return tuple(sorted(names))
+
+
+def _usual_amount(v: object, params: Params) -> Decimal | None:
+    """A plain ASCII decimal string ("12", "12.50") within the limits, as its Decimal."""
+    if type(v) is not str:
+        return None
+    whole, point, fraction = v.partition(".")
+    if not (
+        whole.isdigit()
+        and v.isascii()
+        and len(v) <= 64
+        and (not point or (fraction.isdigit() and len(fraction) <= params.max_amount_decimals))
+    ):
+        return None
+    # Only digits and at most one point: a finite, non-negative Decimal whose exponent is
+    # minus the number of decimals written (so 1.50 keeps its two places, as before).
+    d = Decimal(v)
+    return d if d <= params.max_amount else None
+
+
+def _latest_ms(now_ms: int, params: Params) -> int:
+    return min(now_ms + params.future_margin_ms, _LATEST_MS)
+
+
+def _usual_ms(v: object, earliest: int, latest: int) -> int | None:
+    """Epoch milliseconds of an int or RFC 3339 time within [earliest, latest]; else None."""
+    if type(v) is int:
+        ms: int | None = v
+    elif type(v) is str:
+        ms = parse_rfc3339_ms(v)
+    else:
+        return None
+    return ms if ms is not None and earliest <= ms <= latest else None
 
 
 # --- fields ------------------------------------------------------------------
