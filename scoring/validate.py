@@ -630,12 +630,16 @@ def _parse_rfc3339_ms(text: str) -> int | None:
     return seconds * 1000 + ms
 
 
-# The usual timestamp is split in three parts looked up in small memos: the date
-# (days since 1970), the clock (seconds of the day) and the tail (milliseconds and UTC
-# offset). Each part is validated once, when first seen; a stream's timestamps share
-# few dates, clocks and tails, so parsing is three lookups and some arithmetic.
+# The usual timestamp is read in four parts, each looked up in a small table: the date
+# (days since 1970), the hour and minute, the seconds, and the tail (milliseconds and
+# UTC offset). Every "HH:MM" and ":SS" of a day is in its table from the start; dates
+# and tails are validated once, when first seen (a stream's timestamps share few of
+# either), and remembered. Parsing is then four lookups and some arithmetic.
+_HOURS_MINUTES: Final = {
+    f"{h:02d}:{m:02d}": (h * 60 + m) * 60 for h in range(24) for m in range(60)
+}
+_SECONDS: Final = {f":{s:02d}": s for s in range(61)}  # :60, a leap second, is the next one
 _DAYS: dict[str, int] = {}
-_CLOCKS: dict[str, int] = {}
 _TAILS: dict[str, int] = {}  # tail -> milliseconds minus the offset in milliseconds
 _DIGITS: Final = frozenset("0123456789")
 _MEMO_LIMIT: Final = 100_000
@@ -648,25 +652,23 @@ def _fast_rfc3339(text: str) -> int | None:
     YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM); anything else, including every
     malformed string, is left to the regular expression.
     """
-    if len(text) < 20 or text[10] not in "Tt ":
-        return None
-    date, clock, tail = text[:10], text[11:19], text[19:]
-    days = _DAYS.get(date)
-    if days is None:
-        days = _memo(_DAYS, date, _day_number(date))
+    days = _DAYS.get(text[:10])
+    minutes = _HOURS_MINUTES.get(text[11:16])
+    seconds = _SECONDS.get(text[16:19])
+    rest = _TAILS.get(text[19:])
+    if days is None or rest is None:
+        if len(text) < 20:
+            return None
         if days is None:
-            return None
-    seconds = _CLOCKS.get(clock)
-    if seconds is None:
-        seconds = _memo(_CLOCKS, clock, _clock_seconds(clock))
-        if seconds is None:
-            return None
-    rest = _TAILS.get(tail)
-    if rest is None:
-        rest = _memo(_TAILS, tail, _tail_ms(tail))
+            days = _memo(_DAYS, text[:10], _day_number(text[:10]))
         if rest is None:
+            rest = _memo(_TAILS, text[19:], _tail_ms(text[19:]))
+        if days is None or rest is None:
             return None
-    return (days * 86_400 + seconds) * 1000 + rest
+    # A known date and a known tail mean the text is at least 20 characters long.
+    if minutes is None or seconds is None or text[10] not in "Tt ":
+        return None
+    return (days * 86_400 + minutes + seconds) * 1000 + rest
 
 
 def _memo(memo: dict[str, int], key: str, value: int | None) -> int | None:
@@ -685,20 +687,6 @@ def _day_number(date: str) -> int | None:
         return _dt.date(int(date[:4]), int(date[5:7]), int(date[8:])).toordinal() - _EPOCH_ORDINAL
     except ValueError:
         return None
-
-
-def _clock_seconds(clock: str) -> int | None:
-    """Seconds of the day of "HH:MM:SS" (a leap second :60 counts as the next); or None."""
-    if (
-        clock[2] != ":"
-        or clock[5] != ":"
-        or not _DIGITS.issuperset(clock[:2] + clock[3:5] + clock[6:])
-    ):
-        return None
-    h, mi, s = int(clock[:2]), int(clock[3:5]), int(clock[6:])
-    if h > 23 or mi > 59 or s > 60:
-        return None
-    return (h * 60 + mi) * 60 + s
 
 
 def _tail_ms(tail: str) -> int | None:
