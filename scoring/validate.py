@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from operator import itemgetter
 from typing import Final, TypeGuard, cast
 
 from scoring.events import (
@@ -188,12 +189,14 @@ def _order(p: Mapping[str, object], now_ms: int, params: Params) -> OrderEvent:
 # verdict (and the precise message) to it. tests/unit/scoring/test_scoring_usual.py
 # compares the two on generated payloads.
 
-_POST_KEYS: Final = ("post_id", "creator_id", "region", "content_type", "themes", "posted_at",
-                     "views", "likes", "comments", "shares", "brand_id", "observed_at")  # fmt: skip
-_TAG_KEYS: Final = ("tag_id", "post_id", "creator_id", "product_id", "brand_id", "theme",
-                    "tagged_at", "campaign_id")  # fmt: skip
-_ORDER_KEYS: Final = ("order_id", "creator_id", "post_id", "product_id", "brand_id", "theme",
-                      "quantity", "amount", "currency", "status", "ordered_at")  # fmt: skip
+# The required fields of each kind, fetched in one call (KeyError if one is missing).
+_POST_FIELDS: Final = itemgetter("post_id", "creator_id", "region", "content_type", "themes",
+                                 "posted_at", "views", "likes", "comments", "shares")  # fmt: skip
+_TAG_FIELDS: Final = itemgetter("tag_id", "post_id", "creator_id", "product_id", "brand_id",
+                                "theme", "tagged_at")  # fmt: skip
+_ORDER_FIELDS: Final = itemgetter("order_id", "creator_id", "product_id", "brand_id", "theme",
+                                  "quantity", "amount", "currency", "status",
+                                  "ordered_at")  # fmt: skip
 
 
 def _clean(v: object, limit: int) -> TypeGuard[str]:
@@ -202,8 +205,12 @@ def _clean(v: object, limit: int) -> TypeGuard[str]:
 
 
 def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent | None:
-    (post_id, creator_id, region, content_type, themes, posted, views, likes, comments,
-     shares, brand, observed) = map(p.get, _POST_KEYS)  # fmt: skip
+    try:
+        (post_id, creator_id, region, content_type, themes, posted, views, likes, comments,
+         shares) = _POST_FIELDS(p)  # fmt: skip
+    except KeyError:
+        return None
+    brand, observed = p.get("brand_id"), p.get("observed_at")
     ids, top = params.max_id_length, params.max_count
     if not (
         _clean(post_id, ids)
@@ -242,7 +249,11 @@ def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent 
 
 
 def _usual_tag(p: dict[str, object], now_ms: int, params: Params) -> TagEvent | None:
-    tag_id, post_id, creator_id, product_id, brand, theme, tagged, campaign = map(p.get, _TAG_KEYS)
+    try:
+        tag_id, post_id, creator_id, product_id, brand, theme, tagged = _TAG_FIELDS(p)
+    except KeyError:
+        return None
+    campaign = p.get("campaign_id")
     ids = params.max_id_length
     if not (
         _clean(tag_id, ids)
@@ -264,8 +275,12 @@ def _usual_tag(p: dict[str, object], now_ms: int, params: Params) -> TagEvent | 
 
 
 def _usual_order(p: dict[str, object], now_ms: int, params: Params) -> OrderEvent | None:
-    (order_id, creator_id, post_id, product_id, brand, theme, quantity, amount, currency,
-     status, ordered) = map(p.get, _ORDER_KEYS)  # fmt: skip
+    try:
+        (order_id, creator_id, product_id, brand, theme, quantity, amount, currency, status,
+         ordered) = _ORDER_FIELDS(p)  # fmt: skip
+    except KeyError:
+        return None
+    post_id = p.get("post_id")
     ids = params.max_id_length
     if not (
         _clean(order_id, ids)
@@ -295,6 +310,9 @@ def _usual_themes(v: object, params: Params) -> tuple[str, ...] | None:
     if type(v) is not list or len(v) > params.max_themes:
         return None
     limit = params.max_name_length
+    if len(v) == 1:  # the usual number of themes
+        t = v[0]
+        return (t.strip().lower(),) if _clean(t, limit) else None
     names = set()
     for t in v:
         if not _clean(t, limit):
@@ -330,7 +348,9 @@ def _usual_ms(v: object, earliest: int, latest: int) -> int | None:
     if type(v) is int:
         ms: int | None = v
     elif type(v) is str:
-        ms = parse_rfc3339_ms(v)
+        ms = _fast_rfc3339(v)
+        if ms is None:
+            ms = _parse_rfc3339_ms(v)
     else:
         return None
     return ms if ms is not None and earliest <= ms <= latest else None
