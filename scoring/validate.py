@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
-from typing import Final, TypeGuard, cast
+from typing import Any, Final, TypeGuard, cast
 
 from scoring.events import (
     EVENT_KINDS,
@@ -242,10 +242,21 @@ def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent 
             return None
     if theme_names is None or posted_ms is None:
         return None
-    return PostEvent(
-        post_id, creator_id, region.upper(), content_type.strip().lower(), theme_names,
-        posted_ms, views, likes, comments, shares, brand, observed_ms,
-    )  # fmt: skip
+    ev = _UnfrozenPost()
+    ev.post_id = post_id
+    ev.creator_id = creator_id
+    ev.region = region.upper()
+    ev.content_type = content_type.strip().lower()
+    ev.themes = theme_names
+    ev.posted_at_ms = posted_ms
+    ev.views = views
+    ev.likes = likes
+    ev.comments = comments
+    ev.shares = shares
+    ev.brand_id = brand
+    ev.observed_at_ms = observed_ms
+    ev.__class__ = PostEvent
+    return cast(PostEvent, ev)
 
 
 def _usual_tag(p: dict[str, object], now_ms: int, params: Params) -> TagEvent | None:
@@ -268,10 +279,17 @@ def _usual_tag(p: dict[str, object], now_ms: int, params: Params) -> TagEvent | 
     tagged_ms = _usual_ms(tagged, params.earliest_event_ms, _latest_ms(now_ms, params))
     if tagged_ms is None:
         return None
-    return TagEvent(
-        tag_id, post_id, creator_id, product_id, brand, theme.strip().lower(), tagged_ms,
-        campaign,
-    )  # fmt: skip
+    ev = _UnfrozenTag()
+    ev.tag_id = tag_id
+    ev.post_id = post_id
+    ev.creator_id = creator_id
+    ev.product_id = product_id
+    ev.brand_id = brand
+    ev.theme = theme.strip().lower()
+    ev.tagged_at_ms = tagged_ms
+    ev.campaign_id = campaign
+    ev.__class__ = TagEvent
+    return cast(TagEvent, ev)
 
 
 def _usual_order(p: dict[str, object], now_ms: int, params: Params) -> OrderEvent | None:
@@ -300,10 +318,37 @@ def _usual_order(p: dict[str, object], now_ms: int, params: Params) -> OrderEven
     ordered_ms = _usual_ms(ordered, params.earliest_event_ms, _latest_ms(now_ms, params))
     if value is None or ordered_ms is None:
         return None
-    return OrderEvent(
-        order_id, creator_id, post_id, product_id, brand, theme.strip().lower(), quantity,
-        value, currency, status, ordered_ms,
-    )  # fmt: skip
+    ev = _UnfrozenOrder()
+    ev.order_id = order_id
+    ev.creator_id = creator_id
+    ev.post_id = post_id
+    ev.product_id = product_id
+    ev.brand_id = brand
+    ev.theme = theme.strip().lower()
+    ev.quantity = quantity
+    ev.amount = value
+    ev.currency = currency
+    ev.status = status
+    ev.ordered_at_ms = ordered_ms
+    ev.__class__ = OrderEvent
+    return cast(OrderEvent, ev)
+
+
+# A frozen dataclass's __init__ stores each field through object.__setattr__, slow next to
+# a plain store. So the usual path stores the fields into a plain class with the event's
+# exact slots and then gives the object the event's class (Python allows assigning
+# __class__ between classes of the same layout): the result is an ordinary frozen event,
+# equal to one the constructor builds (test_scoring_usual compares them field by field).
+
+
+def _unfrozen(cls: type[Event]) -> Any:
+    """A plain class with the slots of the frozen, slotted dataclass `cls`."""
+    return type(f"_Unfrozen{cls.__name__}", (), {"__slots__": cls.__slots__})
+
+
+_UnfrozenPost: Final = _unfrozen(PostEvent)
+_UnfrozenTag: Final = _unfrozen(TagEvent)
+_UnfrozenOrder: Final = _unfrozen(OrderEvent)
 
 
 def _usual_themes(v: object, params: Params) -> tuple[str, ...] | None:

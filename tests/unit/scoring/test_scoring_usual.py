@@ -12,10 +12,12 @@ compared through it too.
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -268,3 +270,18 @@ def test_clean_payloads_take_the_usual_path() -> None:
         usual = USUAL[kind](payload, NOW, DEFAULT_PARAMS)
         assert usual is not None, kind
         assert strict(usual) == strict(reference(kind, payload, DEFAULT_PARAMS))
+
+
+def test_usual_events_are_ordinary_frozen_events() -> None:
+    # The usual path builds events without their __init__ (see validate.py); they must not
+    # differ from constructed ones in any way.
+    for kind, payload in BASE.items():
+        event = USUAL[kind](payload, NOW, DEFAULT_PARAMS)
+        want = reference(kind, payload, DEFAULT_PARAMS)
+        assert type(event) is type(want)
+        assert event == want and hash(event) == hash(want) and repr(event) == repr(want)
+        assert dataclasses.asdict(event) == dataclasses.asdict(want)  # type: ignore[arg-type]
+        assert pickle.loads(pickle.dumps(event)) == want
+        assert not hasattr(event, "__dict__")
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.creator_id = "other"  # type: ignore[union-attr, misc]
