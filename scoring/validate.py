@@ -232,7 +232,7 @@ def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent 
     ):
         return None
     theme_names = _usual_themes(themes, params)
-    earliest, latest = params.earliest_event_ms, _latest_ms(now_ms, params)
+    earliest, latest = params.earliest_event_ms, now_ms + params.future_margin_ms
     posted_ms = _usual_ms(posted, earliest, latest)
     if observed is None:
         observed_ms = None
@@ -276,7 +276,7 @@ def _usual_tag(p: dict[str, object], now_ms: int, params: Params) -> TagEvent | 
         and (campaign is None or _clean(campaign, ids))
     ):
         return None
-    tagged_ms = _usual_ms(tagged, params.earliest_event_ms, _latest_ms(now_ms, params))
+    tagged_ms = _usual_ms(tagged, params.earliest_event_ms, now_ms + params.future_margin_ms)
     if tagged_ms is None:
         return None
     ev = _UnfrozenTag()
@@ -315,7 +315,7 @@ def _usual_order(p: dict[str, object], now_ms: int, params: Params) -> OrderEven
     ):
         return None
     value = _usual_amount(amount, params)
-    ordered_ms = _usual_ms(ordered, params.earliest_event_ms, _latest_ms(now_ms, params))
+    ordered_ms = _usual_ms(ordered, params.earliest_event_ms, now_ms + params.future_margin_ms)
     if value is None or ordered_ms is None:
         return None
     ev = _UnfrozenOrder()
@@ -384,12 +384,9 @@ def _usual_amount(v: object, params: Params) -> Decimal | None:
     return d if d <= params.max_amount else None
 
 
-def _latest_ms(now_ms: int, params: Params) -> int:
-    return min(now_ms + params.future_margin_ms, _LATEST_MS)
-
-
 def _usual_ms(v: object, earliest: int, latest: int) -> int | None:
-    """Epoch milliseconds of an int or RFC 3339 time within [earliest, latest]; else None."""
+    """Epoch milliseconds of an int or RFC 3339 time within [earliest, latest] (and before
+    the year 10000); None otherwise."""
     if type(v) is int:
         ms: int | None = v
     elif type(v) is str:
@@ -398,7 +395,7 @@ def _usual_ms(v: object, earliest: int, latest: int) -> int | None:
             ms = _parse_rfc3339_ms(v)
     else:
         return None
-    return ms if ms is not None and earliest <= ms <= latest else None
+    return ms if ms is not None and earliest <= ms <= latest and ms <= _LATEST_MS else None
 
 
 # --- fields ------------------------------------------------------------------
