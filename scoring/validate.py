@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Final, TypeGuard, cast
+from operator import itemgetter
+from typing import Any, Final, TypeGuard, cast
 
 from scoring.events import (
     EVENT_KINDS,
@@ -82,6 +83,20 @@ def validate(
     `now_ms` is the processing clock, used only to reject timestamps more than
     `params.future_margin_ms` ahead of it (the model itself never reads a clock).
     """
+    if type(payload) is dict:
+        try:
+            if kind == "post":
+                usual: Event | None = _usual_post(payload, now_ms, params)
+            elif kind == "tag":
+                usual = _usual_tag(payload, now_ms, params)
+            elif kind == "order":
+                usual = _usual_order(payload, now_ms, params)
+            else:
+                usual = None
+        except Exception:  # a surprise here is the field-by-field path's to report
+            usual = None
+        if usual is not None:
+            return usual
     kind_name = kind if isinstance(kind, str) else repr(kind)
     if kind not in EVENT_KINDS:
         return ValidationError(
@@ -112,62 +127,12 @@ def validate(
         )
 
 
-# --- kinds -------------------------------------------------------------------
-
-
-# Each kind first tries its usual clean form in one pass (all fields at once); any
-# field not in that form sends the whole payload down the field-by-field path, which
-# reports the first problem in contract order (or accepts the unusual form).
-
-_POST_KEYS: Final = ("post_id", "creator_id", "region", "content_type", "themes", "posted_at",
-                     "views", "likes", "comments", "shares", "brand_id", "observed_at")  # fmt: skip
-_TAG_KEYS: Final = ("tag_id", "post_id", "creator_id", "product_id", "brand_id", "theme",
-                    "tagged_at", "campaign_id")  # fmt: skip
-_ORDER_KEYS: Final = ("order_id", "creator_id", "post_id", "product_id", "brand_id", "theme",
-                      "quantity", "amount", "currency", "status", "ordered_at")  # fmt: skip
-
-
-def _clean(v: object, limit: int) -> TypeGuard[str]:
-    """A string id or name in its usual form (the checks of `_text`, all passing)."""
-    return type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
+# --- kinds, field by field ----------------------------------------------------
+# The reference: each field checked in contract order, so the first problem is the
+# one reported. Payloads in the usual clean form never get here (see below).
 
 
 def _post(p: Mapping[str, object], now_ms: int, params: Params) -> PostEvent:
-    (post_id, creator_id, region, content_type, themes, _, views, likes, comments,
-     shares, brand, observed) = map(p.get, _POST_KEYS)  # fmt: skip
-    ids, top = params.max_id_length, params.max_count
-    if (
-        _clean(post_id, ids)
-        and _clean(creator_id, ids)
-        and type(region) is str
-        and len(region) == 2
-        and region.isascii()
-        and region.isalpha()
-        and _clean(content_type, params.max_name_length)
-        and type(themes) is list
-        and type(views) is int
-        and 0 <= views <= top
-        and type(likes) is int
-        and 0 <= likes <= top
-        and type(comments) is int
-        and 0 <= comments <= top
-        and type(shares) is int
-        and 0 <= shares <= top
-        and (brand is None or _clean(brand, ids))
-    ):
-        try:
-            theme_names = _themes(p, params)
-            posted_ms = _time(p, "posted_at", now_ms, params)
-            observed_ms = (
-                None if observed is None else _checked_time("observed_at", observed, now_ms, params)
-            )
-        except _Invalid:
-            pass  # the field-by-field path reports it, in contract order
-        else:
-            return PostEvent(
-                post_id, creator_id, region.upper(), content_type.strip().lower(),
-                theme_names, posted_ms, views, likes, comments, shares, brand, observed_ms,
-            )  # fmt: skip
     ids = params.max_id_length
     return PostEvent(
         post_id=_id(p, "post_id", ids),
@@ -186,24 +151,7 @@ def _post(p: Mapping[str, object], now_ms: int, params: Params) -> PostEvent:
 
 
 def _tag(p: Mapping[str, object], now_ms: int, params: Params) -> TagEvent:
-    tag_id, post_id, creator_id, product_id, brand, theme, tagged, campaign = map(p.get, _TAG_KEYS)
     ids = params.max_id_length
-    if (
-        _clean(tag_id, ids)
-        and _clean(post_id, ids)
-        and _clean(creator_id, ids)
-        and _clean(product_id, ids)
-        and _clean(brand, ids)
-        and _clean(theme, params.max_name_length)
-        and type(tagged) is int
-        and params.earliest_event_ms <= tagged <= now_ms + params.future_margin_ms
-        and tagged <= _LATEST_MS
-        and (campaign is None or _clean(campaign, ids))
-    ):
-        return TagEvent(
-            tag_id, post_id, creator_id, product_id, brand, theme.strip().lower(), tagged,
-            campaign,
-        )  # fmt: skip
     return TagEvent(
         tag_id=_id(p, "tag_id", ids),
         post_id=_id(p, "post_id", ids),
@@ -217,34 +165,6 @@ def _tag(p: Mapping[str, object], now_ms: int, params: Params) -> TagEvent:
 
 
 def _order(p: Mapping[str, object], now_ms: int, params: Params) -> OrderEvent:
-    (order_id, creator_id, post_id, product_id, brand, theme, quantity, _, currency, status,
-     ordered) = map(p.get, _ORDER_KEYS)  # fmt: skip
-    ids = params.max_id_length
-    if (
-        _clean(order_id, ids)
-        and _clean(creator_id, ids)
-        and (post_id is None or _clean(post_id, ids))
-        and _clean(product_id, ids)
-        and _clean(brand, ids)
-        and _clean(theme, params.max_name_length)
-        and type(quantity) is int
-        and 1 <= quantity <= params.max_quantity
-        and type(currency) is str
-        and currency in params.fx_usd_per_unit
-        and (status == "placed" or status == "cancelled" or status == "refunded")
-        and type(ordered) is int
-        and params.earliest_event_ms <= ordered <= now_ms + params.future_margin_ms
-        and ordered <= _LATEST_MS
-    ):
-        try:
-            amount = _amount(p, params)
-        except _Invalid:
-            pass  # the field-by-field path reports it, in contract order
-        else:
-            return OrderEvent(
-                order_id, creator_id, post_id, product_id, brand, theme.strip().lower(),
-                quantity, amount, currency, status, ordered,
-            )  # fmt: skip
     ids = params.max_id_length
     return OrderEvent(
         order_id=_id(p, "order_id", ids),
@@ -259,6 +179,223 @@ def _order(p: Mapping[str, object], now_ms: int, params: Params) -> OrderEvent:
         status=_status(p),
         ordered_at_ms=_time(p, "ordered_at", now_ms, params),
     )
+
+
+# --- kinds, the usual clean form in one pass ------------------------------------------
+# Nearly every payload is already clean: ids and names printable and within their
+# limits, names and codes already in their normal case, timestamps in one of a few
+# shapes. These functions accept exactly that form and build the same event the
+# field-by-field path would; for anything else they return None and leave the
+# verdict (and the precise message) to it. tests/unit/scoring/test_scoring_usual.py
+# compares the two on generated payloads.
+
+# The required fields of each kind, fetched in one call (KeyError if one is missing).
+_POST_FIELDS: Final = itemgetter("post_id", "creator_id", "region", "content_type", "themes",
+                                 "posted_at", "views", "likes", "comments", "shares")  # fmt: skip
+_TAG_FIELDS: Final = itemgetter("tag_id", "post_id", "creator_id", "product_id", "brand_id",
+                                "theme", "tagged_at")  # fmt: skip
+_ORDER_FIELDS: Final = itemgetter("order_id", "creator_id", "product_id", "brand_id", "theme",
+                                  "quantity", "amount", "currency", "status",
+                                  "ordered_at")  # fmt: skip
+
+
+def _clean(v: object, limit: int) -> TypeGuard[str]:
+    """A string id or name in its usual form (the checks of `_text`, all passing)."""
+    return type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace()
+
+
+def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent | None:
+    try:
+        (post_id, creator_id, region, content_type, themes, posted, views, likes, comments,
+         shares) = _POST_FIELDS(p)  # fmt: skip
+    except KeyError:
+        return None
+    brand, observed = p.get("brand_id"), p.get("observed_at")
+    ids, top = params.max_id_length, params.max_count
+    if not (
+        _clean(post_id, ids)
+        and _clean(creator_id, ids)
+        and type(region) is str
+        and len(region) == 2
+        and region.isascii()
+        and region.isalpha()
+        and _clean(content_type, params.max_name_length)
+        and type(views) is int
+        and 0 <= views <= top
+        and type(likes) is int
+        and 0 <= likes <= top
+        and type(comments) is int
+        and 0 <= comments <= top
+        and type(shares) is int
+        and 0 <= shares <= top
+        and (brand is None or _clean(brand, ids))
+    ):
+        return None
+    theme_names = _usual_themes(themes, params)
+    earliest, latest = params.earliest_event_ms, now_ms + params.future_margin_ms
+    posted_ms = _usual_ms(posted, earliest, latest)
+    if observed is None:
+        observed_ms = None
+    else:
+        observed_ms = _usual_ms(observed, earliest, latest)
+        if observed_ms is None:
+            return None
+    if theme_names is None or posted_ms is None:
+        return None
+    ev = _UnfrozenPost()
+    ev.post_id = post_id
+    ev.creator_id = creator_id
+    ev.region = region.upper()
+    ev.content_type = content_type.strip().lower()
+    ev.themes = theme_names
+    ev.posted_at_ms = posted_ms
+    ev.views = views
+    ev.likes = likes
+    ev.comments = comments
+    ev.shares = shares
+    ev.brand_id = brand
+    ev.observed_at_ms = observed_ms
+    ev.__class__ = PostEvent
+    return cast(PostEvent, ev)
+
+
+def _usual_tag(p: dict[str, object], now_ms: int, params: Params) -> TagEvent | None:
+    try:
+        tag_id, post_id, creator_id, product_id, brand, theme, tagged = _TAG_FIELDS(p)
+    except KeyError:
+        return None
+    campaign = p.get("campaign_id")
+    ids = params.max_id_length
+    if not (
+        _clean(tag_id, ids)
+        and _clean(post_id, ids)
+        and _clean(creator_id, ids)
+        and _clean(product_id, ids)
+        and _clean(brand, ids)
+        and _clean(theme, params.max_name_length)
+        and (campaign is None or _clean(campaign, ids))
+    ):
+        return None
+    tagged_ms = _usual_ms(tagged, params.earliest_event_ms, now_ms + params.future_margin_ms)
+    if tagged_ms is None:
+        return None
+    ev = _UnfrozenTag()
+    ev.tag_id = tag_id
+    ev.post_id = post_id
+    ev.creator_id = creator_id
+    ev.product_id = product_id
+    ev.brand_id = brand
+    ev.theme = theme.strip().lower()
+    ev.tagged_at_ms = tagged_ms
+    ev.campaign_id = campaign
+    ev.__class__ = TagEvent
+    return cast(TagEvent, ev)
+
+
+def _usual_order(p: dict[str, object], now_ms: int, params: Params) -> OrderEvent | None:
+    try:
+        (order_id, creator_id, product_id, brand, theme, quantity, amount, currency, status,
+         ordered) = _ORDER_FIELDS(p)  # fmt: skip
+    except KeyError:
+        return None
+    post_id = p.get("post_id")
+    ids = params.max_id_length
+    if not (
+        _clean(order_id, ids)
+        and _clean(creator_id, ids)
+        and (post_id is None or _clean(post_id, ids))
+        and _clean(product_id, ids)
+        and _clean(brand, ids)
+        and _clean(theme, params.max_name_length)
+        and type(quantity) is int
+        and 1 <= quantity <= params.max_quantity
+        and type(currency) is str
+        and currency in params.fx_usd_per_unit
+        and (status == "placed" or status == "cancelled" or status == "refunded")
+    ):
+        return None
+    value = _usual_amount(amount, params)
+    ordered_ms = _usual_ms(ordered, params.earliest_event_ms, now_ms + params.future_margin_ms)
+    if value is None or ordered_ms is None:
+        return None
+    ev = _UnfrozenOrder()
+    ev.order_id = order_id
+    ev.creator_id = creator_id
+    ev.post_id = post_id
+    ev.product_id = product_id
+    ev.brand_id = brand
+    ev.theme = theme.strip().lower()
+    ev.quantity = quantity
+    ev.amount = value
+    ev.currency = currency
+    ev.status = status
+    ev.ordered_at_ms = ordered_ms
+    ev.__class__ = OrderEvent
+    return cast(OrderEvent, ev)
+
+
+# A frozen dataclass's __init__ stores each field through object.__setattr__, slow next to
+# a plain store. So the usual path stores the fields into a plain class with the event's
+# exact slots and then gives the object the event's class (Python allows assigning
+# __class__ between classes of the same layout): the result is an ordinary frozen event,
+# equal to one the constructor builds (test_scoring_usual compares them field by field).
+
+
+def _unfrozen(cls: type[Event]) -> Any:
+    """A plain class with the slots of the frozen, slotted dataclass `cls`."""
+    return type(f"_Unfrozen{cls.__name__}", (), {"__slots__": cls.__slots__})
+
+
+_UnfrozenPost: Final = _unfrozen(PostEvent)
+_UnfrozenTag: Final = _unfrozen(TagEvent)
+_UnfrozenOrder: Final = _unfrozen(OrderEvent)
+
+
+def _usual_themes(v: object, params: Params) -> tuple[str, ...] | None:
+    if type(v) is not list or len(v) > params.max_themes:
+        return None
+    limit = params.max_name_length
+    if len(v) == 1:  # the usual number of themes
+        t = v[0]
+        return (t.strip().lower(),) if _clean(t, limit) else None
+    names = set()
+    for t in v:
+        if not _clean(t, limit):
+            return None
+        names.add(t.strip().lower())
+    return tuple(sorted(names))
+
+
+def _usual_amount(v: object, params: Params) -> Decimal | None:
+    """A plain ASCII decimal string ("12", "12.50") within the limits, as its Decimal."""
+    if type(v) is not str:
+        return None
+    whole, point, fraction = v.partition(".")
+    if not (
+        whole.isdigit()
+        and v.isascii()
+        and len(v) <= 64
+        and (not point or (fraction.isdigit() and len(fraction) <= params.max_amount_decimals))
+    ):
+        return None
+    # Only digits and at most one point: a finite, non-negative Decimal whose exponent is
+    # minus the number of decimals written (so 1.50 keeps its two places, as before).
+    d = Decimal(v)
+    return d if d <= params.max_amount else None
+
+
+def _usual_ms(v: object, earliest: int, latest: int) -> int | None:
+    """Epoch milliseconds of an int or RFC 3339 time within [earliest, latest] (and before
+    the year 10000); None otherwise."""
+    if type(v) is int:
+        ms: int | None = v
+    elif type(v) is str:
+        ms = _fast_rfc3339(v)
+        if ms is None:
+            ms = _parse_rfc3339_ms(v)
+    else:
+        return None
+    return ms if ms is not None and earliest <= ms <= latest and ms <= _LATEST_MS else None
 
 
 # --- fields ------------------------------------------------------------------
@@ -555,12 +692,16 @@ def _parse_rfc3339_ms(text: str) -> int | None:
     return seconds * 1000 + ms
 
 
-# The usual timestamp is split in three parts looked up in small memos: the date
-# (days since 1970), the clock (seconds of the day) and the tail (milliseconds and UTC
-# offset). Each part is validated once, when first seen; a stream's timestamps share
-# few dates, clocks and tails, so parsing is three lookups and some arithmetic.
+# The usual timestamp is read in four parts, each looked up in a small table: the date
+# (days since 1970), the hour and minute, the seconds, and the tail (milliseconds and
+# UTC offset). Every "HH:MM" and ":SS" of a day is in its table from the start; dates
+# and tails are validated once, when first seen (a stream's timestamps share few of
+# either), and remembered. Parsing is then four lookups and some arithmetic.
+_HOURS_MINUTES: Final = {
+    f"{h:02d}:{m:02d}": (h * 60 + m) * 60 for h in range(24) for m in range(60)
+}
+_SECONDS: Final = {f":{s:02d}": s for s in range(61)}  # :60, a leap second, is the next one
 _DAYS: dict[str, int] = {}
-_CLOCKS: dict[str, int] = {}
 _TAILS: dict[str, int] = {}  # tail -> milliseconds minus the offset in milliseconds
 _DIGITS: Final = frozenset("0123456789")
 _MEMO_LIMIT: Final = 100_000
@@ -573,25 +714,23 @@ def _fast_rfc3339(text: str) -> int | None:
     YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM); anything else, including every
     malformed string, is left to the regular expression.
     """
-    if len(text) < 20 or text[10] not in "Tt ":
-        return None
-    date, clock, tail = text[:10], text[11:19], text[19:]
-    days = _DAYS.get(date)
-    if days is None:
-        days = _memo(_DAYS, date, _day_number(date))
+    days = _DAYS.get(text[:10])
+    minutes = _HOURS_MINUTES.get(text[11:16])
+    seconds = _SECONDS.get(text[16:19])
+    rest = _TAILS.get(text[19:])
+    if days is None or rest is None:
+        if len(text) < 20:
+            return None
         if days is None:
-            return None
-    seconds = _CLOCKS.get(clock)
-    if seconds is None:
-        seconds = _memo(_CLOCKS, clock, _clock_seconds(clock))
-        if seconds is None:
-            return None
-    rest = _TAILS.get(tail)
-    if rest is None:
-        rest = _memo(_TAILS, tail, _tail_ms(tail))
+            days = _memo(_DAYS, text[:10], _day_number(text[:10]))
         if rest is None:
+            rest = _memo(_TAILS, text[19:], _tail_ms(text[19:]))
+        if days is None or rest is None:
             return None
-    return (days * 86_400 + seconds) * 1000 + rest
+    # A known date and a known tail mean the text is at least 20 characters long.
+    if minutes is None or seconds is None or text[10] not in "Tt ":
+        return None
+    return (days * 86_400 + minutes + seconds) * 1000 + rest
 
 
 def _memo(memo: dict[str, int], key: str, value: int | None) -> int | None:
@@ -610,20 +749,6 @@ def _day_number(date: str) -> int | None:
         return _dt.date(int(date[:4]), int(date[5:7]), int(date[8:])).toordinal() - _EPOCH_ORDINAL
     except ValueError:
         return None
-
-
-def _clock_seconds(clock: str) -> int | None:
-    """Seconds of the day of "HH:MM:SS" (a leap second :60 counts as the next); or None."""
-    if (
-        clock[2] != ":"
-        or clock[5] != ":"
-        or not _DIGITS.issuperset(clock[:2] + clock[3:5] + clock[6:])
-    ):
-        return None
-    h, mi, s = int(clock[:2]), int(clock[3:5]), int(clock[6:])
-    if h > 23 or mi > 59 or s > 60:
-        return None
-    return (h * 60 + mi) * 60 + s
 
 
 def _tail_ms(tail: str) -> int | None:
