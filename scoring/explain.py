@@ -886,6 +886,25 @@ def lazy_explanations(basis: Mapping[str, Any], params: Params) -> Mapping[str, 
     )
 
 
+def explanations_of(scores: Scores, i: int) -> Mapping[str, Explanation]:
+    """The explanations of creator i's card in `scores`, written on first use (no basis
+    dict built: for readers of a few parts, such as the change records)."""
+    inputs, evidence = scores.inputs, scores.evidence
+    return _LazyExplanations(
+        _Explainer(
+            text_model(scores.model.params),
+            _Facts._make(scores.facts(i)),
+            {
+                name: (tuple(inputs[name][i].tolist()), float(evidence[name][i]))
+                for name in COMPONENT_SCORES
+            },
+            dict(zip(COMPONENT_SCORES, scores.values[i].tolist(), strict=True)),
+            float(scores.overall[i]),
+            bool(scores.provisional[i]),
+        )
+    )
+
+
 def card_of(
     scores: Scores, i: int, creator_id: str, region: str | None, as_of_ms: int, vocab: Vocabulary
 ) -> ScoreCard:

@@ -22,7 +22,6 @@ form lies within a hair of a rounding tie is computed again with the C library's
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -33,7 +32,7 @@ from scoring.columns import Ints
 from scoring.names import COMPONENT_SCORES, SLICED_SCORES
 from scoring.params import DEFAULT_SCORES, Params
 from scoring.vocab import Vocabulary
-from scoring.window import Floats, OrderSet, PostSet, Slices, Totals
+from scoring.window import Floats, PostSet, Slices, Totals
 
 Flags = npt.NDArray[np.bool_]
 
@@ -369,6 +368,70 @@ def _exact_value(curves: tuple[Curve, ...], xs: list[float], evidence: float) ->
     return round2(0.0 if v < 0.0 else 100.0 if v > 100.0 else v)
 
 
+def points(scores: Scores, name: str, rows: Ints) -> tuple[Floats, Floats]:
+    """The points each input of component score `name` adds, rounded to two decimals, for
+    the creators at `rows` of `scores`, and the points from the neutral prior (0: none).
+
+    These are the contributions' points of the explanations (`scoring.explain`), computed
+    for many creators at once: evidence x weight share x the input's curve, rounded; a
+    value near a rounding tie is computed again with the C library's pow.
+    """
+    curves = scores.model.curves[name]
+    xs = scores.inputs[name][rows]
+    evidence = scores.evidence[name][rows]
+    raw = np.empty((len(rows), len(curves)))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for i, c in enumerate(curves):
+            raw[:, i] = (evidence * c.share) * _curve100(c, xs[:, i])
+    y = raw * 100.0
+    out: Floats = np.rint(y) / 100.0
+    for r, i in zip(*np.nonzero(np.abs(y - np.rint(y)) >= _TIE_MARGIN), strict=True):
+        c = curves[int(i)]
+        out[r, i] = round2(float(evidence[r]) * c.share * _exact_curve100(c, float(xs[r, i])))
+    prior = 50.0 * (1.0 - evidence)
+    return out, np.where(prior > 0.0, _round(prior, 2), 0.0)
+
+
+def _curve100(c: Curve, x: Floats) -> Floats:
+    """`scoring.params.curve_points` of many inputs (0..100), the operations of the formula."""
+    if c.kind == _RATIO:
+        r = x / c.baseline
+        fixed = np.where(x <= 0.0, 0.0, np.nan)
+    elif c.kind == _INVERSE:
+        r = c.baseline / x
+        fixed = np.where(x <= 0.0, 100.0, np.nan)
+    else:
+        r = (x * (1.0 - c.baseline)) / ((1.0 - x) * c.baseline)
+        fixed = np.where(x <= 0.0, 0.0, np.where(x >= 1.0, 100.0, np.nan))
+    high = r >= 1.0
+    q = np.power(r, np.where(high, -c.steepness, c.steepness))
+    curve = np.where(high, 100.0 / (1.0 + q), 100.0 * q / (1.0 + q))
+    out: Floats = np.where(np.isnan(fixed), curve, fixed)
+    return out
+
+
+def _exact_curve100(c: Curve, x: float) -> float:
+    b, s = c.baseline, c.steepness
+    if c.kind == _RATIO:
+        if x <= 0.0:
+            return 0.0
+        r = x / b
+    elif c.kind == _INVERSE:
+        if x <= 0.0:
+            return 100.0
+        r = b / x
+    else:
+        if x <= 0.0:
+            return 0.0
+        if x >= 1.0:
+            return 100.0
+        r = (x * (1.0 - b)) / ((1.0 - x) * b)
+    if r >= 1.0:
+        return 100.0 / (1.0 + float(r ** (-s)))
+    q = float(r**s)
+    return 100.0 * q / (1.0 + q)
+
+
 def _clamp(x: Floats) -> Floats:
     return np.minimum(np.maximum(x, 0.0), 100.0)
 
@@ -443,8 +506,4 @@ def _slices(s: Slices, rest: Floats, weeks: float, m: Model) -> tuple[Floats, Fl
     return infl, both
 
 
-def slice_orders(s: Slices) -> OrderSet:
-    return s.orders
-
-
-__all__ = ["BASIS_VERSION", "Model", "Scores", "math", "model_of", "round2", "score_totals"]
+__all__ = ["BASIS_VERSION", "Model", "Scores", "model_of", "points", "round2", "score_totals"]

@@ -19,7 +19,8 @@ from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
 _IDS = Keys(prefix="")
 
 
-def _num(value: float) -> str:
+def number(value: float) -> str:
+    """A score as a hash field: the shortest text that reads back as the same double."""
     return repr(float(value))
 
 
@@ -48,9 +49,9 @@ def creator_fields(
 
     `basis` is `basis_json(card)` when the caller already has it.
     """
-    fields = {name: _num(value) for name, value in card.values().items()}
+    fields = {name: number(value) for name, value in card.values().items()}
     fields["provisional"] = "1" if card.provisional else "0"
-    fields["confidence"] = _num(card.confidence)
+    fields["confidence"] = number(card.confidence)
     fields["region"] = card.region
     fields["event_time"] = str(card.as_of_ms)
     fields["updated_at"] = str(updated_at_ms)
@@ -62,8 +63,9 @@ def creator_fields(
 _BOARD_IDS: dict[tuple[str, str, str, str], str] = {}
 
 
-def _board_id(score: str, region: str, kind: str, name: str) -> str:
-    """A board id, remembered: the same few thousand recur in every batch."""
+def board_id(score: str, region: str, kind: str, name: str) -> str:
+    """The id (key without prefix) of a headline board (kind ""), or of a theme ("theme")
+    or content-type ("ct") board; remembered, as the same few thousand recur in every flush."""
     key = (score, region, kind, name)
     board = _BOARD_IDS.get(key)
     if board is None:
@@ -91,13 +93,13 @@ def board_scores(card: ScoreCard) -> dict[str, float]:
     for name in BOARD_SCORES:
         value = float(values[name])
         for region in regions:
-            boards[_board_id(name, region, "", "")] = value
+            boards[board_id(name, region, "", "")] = value
     for name in BREAKDOWN_SCORES:
         by_theme: Mapping[str, float] = getattr(card, f"{name}_by_theme")
         by_type: Mapping[str, float] = getattr(card, f"{name}_by_content_type")
         for region in regions:
             for theme, value in by_theme.items():
-                boards[_board_id(name, region, "theme", theme)] = float(value)
+                boards[board_id(name, region, "theme", theme)] = float(value)
             for content_type, value in by_type.items():
-                boards[_board_id(name, region, "ct", content_type)] = float(value)
+                boards[board_id(name, region, "ct", content_type)] = float(value)
     return boards

@@ -35,12 +35,12 @@ from typing import Protocol
 import numpy as np
 import orjson
 
-from scoring.changes import ScoreChanged, diff_scores
+from scoring.changes import Published, score_changes
 from scoring.columns import DAY_MS, Arrivals, Columns, Heads, Ints, arrivals
 from scoring.events import Event, EventKind
-from scoring.explain import ScoreCard, card_of
 from scoring.merge import Outcome, merge
-from scoring.model import Scores, score_totals
+from scoring.model import score_totals
+from scoring.names import UNKNOWN_REGION
 from scoring.packed import decode_each, encode
 from scoring.params import Params
 from scoring.validate import ValidationError
@@ -57,7 +57,7 @@ from streams.codec import (
     unframe_rekeyed,
     unknown_topic_error,
 )
-from streams.layout import board_scores, card_basis, creator_fields
+from streams.publish import plan
 from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord, RecordSink, SnapshotSink
 
@@ -320,44 +320,71 @@ class Pipeline:
         both_heads, both_columns = _stack(before, after)
         totals = window_totals(both_columns, both_heads.watermark // DAY_MS, vocab, params)
         scores = score_totals(totals, params)
-        old_at = {c: j for j, c in enumerate(comparable)}
-        offset = len(comparable)
+        published = self._published(ids, changed, comparable, models, both_heads)
+        planned = plan(scores, published, vocab, now_ms)
+        out.snapshots.extend(planned.snapshots)
+        publishing = [p for p, same in zip(published, planned.unchanged, strict=True) if not same]
+        for change in score_changes(scores, publishing, self._config.change_threshold):
+            if change is not None:
+                out.records.append(
+                    OutboundRecord(
+                        topic=self._config.changes_topic,
+                        key=change.creator_id.encode(),
+                        value=orjson.dumps(change.to_dict()),
+                    )
+                )
+                out.result.score_changes += 1
 
         taken: dict[int, list[_Item]] = {}
         for (event, record), owner, outcome in zip(items, owners, outcomes, strict=True):
             if outcome <= Outcome.UPDATED:
                 taken.setdefault(owner, []).append((event, record))
-
         states = encode(after[0], after[1], vocab)
         for j, i in enumerate(changed.tolist()):
-            creator_id = ids[i]
-            new_card = self._card(scores, offset + j, creator_id, both_heads)
-            old_card = (
-                self._card(scores, old_at[i], creator_id, both_heads) if i in old_at else None
-            )
             out.writes.append((keys[i], envelope.wrap(params.model_version, states[j])))
-            if old_card is not None and _same_card(old_card, new_card):
+            if planned.unchanged[j]:
                 continue  # new facts, the same card: the state moves on, Redis stays as it is
-            self._publish(old_card, models[i], new_card, now_ms, out)
             applied = taken.get(i, [])
             out.published.append(
                 _Published(
-                    creator_id,
+                    ids[i],
                     [record.timestamp_ms for _, record in applied],
                     [event.event_time_ms for event, _ in applied],
                 )
             )
 
-    def _card(self, scores: Scores, i: int, creator_id: str, heads: Heads) -> ScoreCard:
-        region = int(heads.region[i])
-        return card_of(
-            scores,
-            i,
-            creator_id,
-            None if region == NONE else self._vocab.name(region),
-            int(heads.watermark[i]),
-            self._vocab,
-        )
+    def _published(
+        self,
+        ids: list[str],
+        changed: Ints,
+        comparable: list[int],
+        models: list[str | None],
+        heads: Heads,
+    ) -> list[Published]:
+        """Where each changed creator's cards are in the flush's scores (the previous ones
+        first, for the creators whose previous card this model can recompute)."""
+        vocab, model_version = self._vocab, self._params.model_version
+        old_at = {c: j for j, c in enumerate(comparable)}
+        offset = len(comparable)
+        regions = [UNKNOWN_REGION if r == NONE else vocab.name(r) for r in heads.region.tolist()]
+        watermarks = heads.watermark.tolist()
+        out = []
+        for j, i in enumerate(changed.tolist()):
+            old = old_at.get(i, -1)
+            model = models[i]
+            out.append(
+                Published(
+                    creator_id=ids[i],
+                    new=offset + j,
+                    old=old,
+                    region=regions[offset + j],
+                    old_region=None if old < 0 else regions[old],
+                    as_of_ms=watermarks[offset + j],
+                    old_as_of_ms=-1 if old < 0 else watermarks[old],
+                    old_model=model if model is not None and model != model_version else None,
+                )
+            )
+        return out
 
     def _load(self, ids: list[str], keys: list[bytes]) -> tuple[Heads, Columns, list[str | None]]:
         """The stored state of each creator, and the model its last card was scored with
@@ -426,49 +453,6 @@ class Pipeline:
                 result.late += 1
                 result.late_by_topic[topic] += 1
 
-    def _publish(
-        self,
-        old: ScoreCard | None,
-        old_model: str | None,
-        card: ScoreCard,
-        now_ms: int,
-        out: _Output,
-    ) -> None:
-        """Queue the Redis writes and the change record of a card that differs from `old`."""
-        basis_text = orjson.dumps(card_basis(card)).decode()
-        fields = creator_fields(card, updated_at_ms=now_ms, basis=basis_text)
-        boards = board_scores(card)
-        if old is None:
-            out.snapshots.append(
-                CreatorSnapshot(card.creator_id, fields, boards, previous_known=False)
-            )
-        else:
-            # Only the fields that moved, and the time of this update.
-            before = creator_fields(old, updated_at_ms=-1)
-            fields = {k: v for k, v in fields.items() if before.get(k) != v}
-            previous = board_scores(old)
-            out.snapshots.append(
-                CreatorSnapshot(
-                    card.creator_id,
-                    fields,
-                    {b: v for b, v in boards.items() if previous.get(b) != v},
-                    frozenset(b for b in previous if b not in boards),
-                    join_boards=frozenset(b for b in boards if b not in previous),
-                )
-            )
-        change = diff_scores(old, card, self._config.change_threshold)
-        if change is not None and old is None and old_model is not None:
-            change = _with_model_change(change, old_model)
-        if change is not None:
-            out.records.append(
-                OutboundRecord(
-                    topic=self._config.changes_topic,
-                    key=card.creator_id.encode(),
-                    value=orjson.dumps(change.to_dict()),
-                )
-            )
-            out.result.score_changes += 1
-
     # ---------------------------------------------------------------- metrics
 
     def _observe(
@@ -500,41 +484,6 @@ class Pipeline:
                 arrival(max(0.0, written_ms - ts) / 1000.0)
             for ts in item.event_times_ms:
                 event_time(max(0.0, written_ms - ts) / 1000.0)
-
-
-def _same_card(a: ScoreCard, b: ScoreCard) -> bool:
-    """Whether two cards publish the same thing (scores, breakdowns, explanation basis)."""
-    return (
-        a.as_of_ms == b.as_of_ms
-        and a.region == b.region
-        and a.values() == b.values()
-        and a.provisional == b.provisional
-        and a.confidence == b.confidence
-        and a.influence_by_theme == b.influence_by_theme
-        and a.influence_by_content_type == b.influence_by_content_type
-        and a.overall_by_theme == b.overall_by_theme
-        and a.overall_by_content_type == b.overall_by_content_type
-        and card_basis(a) == card_basis(b)
-    )
-
-
-def _with_model_change(change: ScoreChanged, old_model: str) -> ScoreChanged:
-    """A first card under this model for a creator last scored by another one."""
-    reasons = {
-        **change.reasons,
-        "model_version": f"Scored with model {change.model_version} (was {old_model}).",
-    }
-    return ScoreChanged(
-        creator_id=change.creator_id,
-        region=change.region,
-        model_version=change.model_version,
-        event_time_ms=change.event_time_ms,
-        changed=change.changed,
-        old=None,
-        new=change.new,
-        reasons=reasons,
-        provisional=change.provisional,
-    )
 
 
 def _select(heads: Heads, columns: Columns, which: Ints) -> tuple[Heads, Columns]:

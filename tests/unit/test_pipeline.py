@@ -499,14 +499,14 @@ async def test_scoring_failure_dead_letters_the_creator_only(
 ) -> None:
     import streams.pipeline as pipeline_module
 
-    real = pipeline_module.card_of
+    real = pipeline_module.plan
 
-    def failing(scores: Any, i: int, creator_id: str, *args: Any) -> ScoreCard:
-        if creator_id == "b":
+    def failing(scores: Any, published: Any, *args: Any) -> Any:
+        if any(p.creator_id == "b" for p in published):
             raise AttributeError("model bug in scoring")
-        return real(scores, i, creator_id, *args)
+        return real(scores, published, *args)
 
-    monkeypatch.setattr(pipeline_module, "card_of", failing)
+    monkeypatch.setattr(pipeline_module, "plan", failing)
     h = Harness()
     batch = [h.record("posts", b"a", post("a", 0))]
     batch += [h.record("posts", b"b", post("b", i)) for i in range(2)]
