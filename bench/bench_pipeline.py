@@ -53,6 +53,7 @@ async def run_one(events: int, creators: int, config: dict[str, int]) -> dict[st
     from streams.pipeline import Pipeline, PipelineConfig
     from streams.settings import Settings, load_scoring_params
     from streams.sinks.redis import RedisSink, build_redis
+    from streams.state_store import DictStore
 
     class DiscardingSink:
         async def write(self, batch: Any) -> None:
@@ -69,7 +70,7 @@ async def run_one(events: int, creators: int, config: dict[str, int]) -> dict[st
         pipeline = Pipeline(
             PipelineConfig.from_settings(settings, "bench-rekeyed"),
             load_scoring_params(settings),
-            {},
+            DictStore(),
             RedisSink(redis, Keys(prefix)),
             DiscardingSink(),
             clock=lambda: now_ms / 1000,

@@ -46,6 +46,7 @@ from streams.pipeline import Pipeline, PipelineConfig
 from streams.settings import Settings, load_scoring_params
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
+from streams.state_store import TableStore
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def install_pipeline(
             pipeline = Pipeline(
                 config,
                 params,
-                bundle.table,
+                TableStore(bundle.table, producer, settings.topic_partitions),
                 RedisSink(redis, Keys(settings.redis_prefix)),
                 KafkaSink(producer),
             )

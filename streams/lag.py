@@ -20,11 +20,12 @@ import enum
 import itertools
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -97,6 +98,15 @@ class StatusRules:
     window: int = 10
     stall_samples: int = 4
     warn_samples: int = 5
+
+    @classmethod
+    def allowing(cls, longest_commit_gap_s: float, interval_s: float = DEFAULT_INTERVAL_S) -> Self:
+        """Rules under which a worker that commits at least every `longest_commit_gap_s` (its
+        longest flush) is never called STALL: an unmoved offset must outlast that gap by two
+        samples first."""
+        defaults = cls()
+        needed = math.ceil(max(0.0, longest_commit_gap_s) / interval_s) + 2
+        return cls(stall_samples=min(defaults.window, max(defaults.stall_samples, needed)))
 
     def __post_init__(self) -> None:
         if not 2 <= self.stall_samples <= self.window:
@@ -686,6 +696,8 @@ class LagMonitor:
         """The app's own group watches the source topics; other groups their commits only."""
         wanted = list(groups) if groups is not None else [settings.app_id]
         mapping = {g: settings.source_topics if g == settings.app_id else () for g in wanted}
+        # A catching-up worker commits once per flush; a flush may overrun its target.
+        kwargs.setdefault("rules", StatusRules.allowing(3 * settings.batch_target_s))
         return cls(settings.kafka_bootstrap_servers, mapping, **kwargs)
 
     async def start(self) -> None:

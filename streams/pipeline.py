@@ -30,7 +30,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import orjson
@@ -60,20 +59,11 @@ from streams.codec import (
 from streams.publish import plan
 from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord, RecordSink, SnapshotSink
+from streams.state_store import StateStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BatchResult", "Pipeline", "PipelineConfig", "RawRecord", "StateTable"]
-
-
-class StateTable(Protocol):
-    """The per-creator state store: a Faust table in the worker, a dict in unit tests."""
-
-    def get(self, key: bytes, /) -> bytes | None: ...
-
-    def __setitem__(self, key: bytes, value: bytes, /) -> None: ...
-
-    def __len__(self) -> int: ...
+__all__ = ["BatchResult", "Pipeline", "PipelineConfig", "RawRecord", "StateStore"]
 
 
 @dataclass(frozen=True)
@@ -160,7 +150,7 @@ class Pipeline:
         self,
         config: PipelineConfig,
         params: Params,
-        table: StateTable,
+        table: StateStore,
         redis: SnapshotSink,
         kafka: RecordSink,
         *,
@@ -192,9 +182,7 @@ class Pipeline:
         written_at = self._clock()
 
         # Only now, with the sinks done, does the state move on (see the module docstring).
-        table = self._table
-        for key, value in out.writes:
-            table[key] = value
+        await self._table.put_many(out.writes)
         result.states_written = len(out.writes)
         result.snapshots_written = len(out.snapshots)
         self._observe(records, result, out.published, written_at, time.perf_counter() - started)
@@ -476,14 +464,16 @@ class Pipeline:
         if result.score_changes:
             metrics.SCORE_CHANGES.inc(result.score_changes)
         metrics.CREATORS_IN_STATE.set(len(self._table))
-        arrival = metrics.ARRIVAL_TO_REDIS.observe
-        event_time = metrics.EVENT_TO_REDIS.observe
         written_ms = written_at * 1000.0
-        for item in published:
-            for ts in item.arrivals_ms:
-                arrival(max(0.0, written_ms - ts) / 1000.0)
-            for ts in item.event_times_ms:
-                event_time(max(0.0, written_ms - ts) / 1000.0)
+        arrivals = [ts for item in published for ts in item.arrivals_ms]
+        event_times = [ts for item in published for ts in item.event_times_ms]
+        for histogram, stamps in (
+            (metrics.ARRIVAL_TO_REDIS, arrivals),
+            (metrics.EVENT_TO_REDIS, event_times),
+        ):
+            if stamps:
+                waited = np.maximum(0.0, written_ms - np.asarray(stamps, dtype=np.float64)) / 1000.0
+                metrics.observe_many(histogram, waited.tolist())
 
 
 def _select(heads: Heads, columns: Columns, which: Ints) -> tuple[Heads, Columns]:

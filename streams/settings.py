@@ -46,12 +46,12 @@ class Settings(BaseSettings):
     topic_replication: int = 1
 
     # Stream processing.
-    # Batch ingest: the most records per batch; under a backlog batches grow toward it
+    # Batch ingest: the most records per flush; under a backlog flushes grow toward it
     # while one takes under batch_target_s (0: always batch_size; streams.batching.BatchSizer).
-    # A worker that keeps up takes what has arrived, so the target only bounds catch-up
-    # batches: bigger ones score each creator once for more events (bench/commentary.md).
+    # A worker that keeps up takes what has arrived (small flushes, fresh scores), so the
+    # target only bounds catch-up flushes.
     batch_size: int = Field(default=50_000, ge=1)
-    batch_target_s: float = Field(default=10.0, ge=0)
+    batch_target_s: float = Field(default=1.0, ge=0)
     batch_within_s: float = 0.25
     # Batch ingest: apply state changelog records a fetch at a time (recovery, standbys)
     # instead of through Faust's per-event recovery loop (streams.batching.ChangelogBulk).

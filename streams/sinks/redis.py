@@ -9,6 +9,7 @@ through: a batch is never skipped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -19,7 +20,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from streams import metrics
 from streams.keys import Keys
@@ -122,10 +123,12 @@ class RedisSink:
     async def _execute(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
         """Send every command in one write and return every reply, as a pipeline would.
 
-        redis-py's pipeline encodes each argument through several generic layers, which cost
-        more than Redis itself took for the whole batch; our arguments are plain bytes, so
-        the RESP framing is built here in one pass. Any error reply or I/O failure drops the
-        connection (its remaining replies would be out of step) and raises for a retry.
+        redis-py's pipeline encodes each argument through several generic layers, and reads
+        each reply through its own await and timeout, which together cost more than Redis
+        took for the whole batch; our arguments are plain bytes and the replies few kinds,
+        so the framing is built in one pass and the replies are read in bulk
+        (`read_replies`). Any error reply or I/O failure drops the connection (its remaining
+        replies would be out of step) and raises for a retry.
         """
         packed = pack_commands(commands)
         pool = self._redis.connection_pool
@@ -133,12 +136,44 @@ class RedisSink:
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await conn.send_packed_command(packed, check_health=False)
-            return [await conn.read_response() for _ in range(len(commands))]
+            timeout = conn.socket_timeout or DEFAULT_REPLY_TIMEOUT_S
+            return await read_replies(conn._reader, len(commands), timeout)
         except BaseException:
             await conn.disconnect()
             raise
         finally:
             await pool.release(conn)
+
+
+#: How long a batch's replies may take when the client sets no socket timeout.
+DEFAULT_REPLY_TIMEOUT_S = 30.0
+
+
+async def read_replies(
+    stream: asyncio.StreamReader | None, count: int, timeout_s: float
+) -> list[Any]:
+    """`count` RESP2 replies read off a connection's stream with one hiredis reader.
+
+    The connection is redis-py's (it did the handshake, authentication and database
+    selection); only its pipelined replies are read here, in as few reads as the socket
+    allows. An error reply raises `ResponseError` once all replies are in.
+    """
+    if stream is None:
+        raise ConnectionError("Redis connection is not open")
+    reader = hiredis.Reader()
+    replies: list[Any] = []
+    async with asyncio.timeout(timeout_s):
+        while len(replies) < count:
+            data = await stream.read(1 << 18)
+            if not data:
+                raise ConnectionError("Redis closed the connection mid-reply")
+            reader.feed(data)
+            while (reply := reader.gets()) is not False:
+                replies.append(reply)
+    errors = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+    if errors:
+        raise ResponseError(f"{len(errors)} error replies, first: {errors[0]}")
+    return replies
 
 
 def pack_commands(commands: Sequence[Sequence[bytes]]) -> bytes:

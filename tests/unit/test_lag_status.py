@@ -519,3 +519,25 @@ async def test_table_shows_every_partition_with_its_figures() -> None:
     assert lines[3].split() == ["orders", "1", "-", "9", "9", "1.0", "STOP", "-"]
     assert lines[4].startswith("status: orders[0]: no active members while 10 records wait")
     assert g.to_dict()["partitions"] == [p.to_dict() for p in g.partitions]
+
+
+def test_stall_rules_allow_for_the_longest_flush() -> None:
+    # One flush commits once: an offset that stands still through a whole flush (and two
+    # samples more) is a stall, not one that stands still for less.
+    assert StatusRules.allowing(3.0, interval_s=5.0).stall_samples == 4  # the default
+    assert StatusRules.allowing(30.0, interval_s=5.0).stall_samples == 8
+    assert StatusRules.allowing(1e9, interval_s=5.0).stall_samples == StatusRules().window
+    rules = StatusRules.allowing(30.0, interval_s=5.0)
+    tracker = StatusTracker(rules)
+    statuses = feed(tracker, [{P0: Offsets(100, 120 + 10 * i)} for i in range(9)])
+    assert statuses[:7] == [Status.OK] * 7 and statuses[7] is Status.STALL
+
+
+def test_the_worker_group_is_judged_by_its_flush_target() -> None:
+    from streams.lag import LagMonitor
+    from streams.settings import Settings
+
+    quick = LagMonitor.for_settings(Settings(batch_target_s=1.0))
+    slow = LagMonitor.for_settings(Settings(batch_target_s=20.0))
+    assert quick.rules.stall_samples == 4
+    assert slow.rules.stall_samples == StatusRules.allowing(60.0).stall_samples == 10

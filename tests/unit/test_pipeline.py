@@ -23,6 +23,7 @@ from streams.codec import RawRecord, frame_rekeyed
 from streams.layout import basis_json, board_scores
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
+from streams.state_store import DictStore
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR = 3_600_000
@@ -58,7 +59,7 @@ class Recorder:
 
 class Harness:
     def __init__(self, params: Params = DEFAULT_PARAMS) -> None:
-        self.table: dict[bytes, bytes] = {}
+        self.table = DictStore()
         self.redis = Recorder(self.table)
         self.kafka = Recorder(self.table)
         self.pipeline = Pipeline(

@@ -27,6 +27,7 @@ from streams import envelope
 from streams.codec import RawRecord
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.sinks.base import OutboundRecord
+from streams.state_store import DictStore
 
 HERE = Path(__file__).parent / "scoring"
 CONFIG = PipelineConfig(
@@ -101,7 +102,7 @@ async def test_the_population_through_the_pipeline_publishes_the_changes_of_reco
 async def _run(
     fixture: ModuleType, cases: list[tuple[dict[str, Any], list[Event]]], params: Params, now: int
 ) -> int:
-    table: dict[bytes, bytes] = {}
+    table = DictStore()
     changes = _Keep()
     pipeline = Pipeline(CONFIG, params, table, _Keep(), changes, clock=lambda: now / 1000)
     chunked = []

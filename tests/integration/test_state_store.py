@@ -1,0 +1,96 @@
+"""A flush's state writes reach the changelog as Faust would have written them, in bulk.
+
+`TableStore.put_many` appends one record per value, on the partition Kafka's default
+partitioner picks for the key (as Faust's `use_partitioner` tables do), raw key and
+value, and keeps the values in the table's store only once the broker has them all.
+A value larger than the batch size goes in a batch of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
+
+from streams.settings import Settings
+from streams.state_store import TableStore, partition_for
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+
+
+@dataclass
+class _Topic:
+    name: str
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+@dataclass
+class _Table:
+    """The two things `TableStore` uses of a Faust table: its store and changelog topic."""
+
+    changelog_topic: _Topic
+    data: dict[bytes, bytes] = field(default_factory=dict)
+
+
+async def _topic(settings: Settings, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+
+
+async def _read_all(settings: Settings, topic: str, count: int) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(out) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    out.extend(records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_values_reach_the_changelog_partitioned_like_faust(
+    stack_settings: Settings, unique: str
+) -> None:
+    topic = f"it-changelog-{unique}"
+    await _topic(stack_settings, topic)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack_settings.kafka_bootstrap_servers, max_batch_size=16_384
+    )
+    await producer.start()
+    table = _Table(_Topic(topic))
+    store = TableStore(table, producer, PARTITIONS)
+    # More than one batch per partition (16 KB batches), values of many sizes, two larger
+    # than a batch.
+    items = [(f"cr-{i:06d}".encode(), bytes([i % 251]) * (i % 700 + 1)) for i in range(3000)]
+    items[10] = (items[10][0], b"x" * 40_000)
+    items[11] = (items[11][0], b"y" * 20_000)
+    try:
+        await store.put_many(items)
+        assert table.data == dict(items)
+        assert store.get(b"cr-000007") == items[7][1] and len(store) == 3000
+    finally:
+        await producer.stop()
+    records = await _read_all(stack_settings, topic, 3000)
+    assert sorted((r.key, r.value) for r in records) == sorted(items)
+    partitioner = DefaultPartitioner()
+    for r in records:
+        expected = partitioner(r.key, list(range(PARTITIONS)), list(range(PARTITIONS)))
+        assert r.partition == expected == partition_for(r.key, PARTITIONS)
