@@ -149,6 +149,7 @@ def install_pipeline(
     if settings.ingest == "batch":
         ingest = BatchIngest(
             frozenset((*settings.source_topics, rekeyed_topic_name(settings))),
+            max_pending_records=batch_size,
             bulk_changelog=settings.changelog_bulk,
         )
         batching.attach(app, ingest)

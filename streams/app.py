@@ -117,6 +117,9 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "producer_linger": settings.producer_linger_ms / 1000.0,
         "producer_max_batch_size": settings.producer_max_batch_size,
         "stream_buffer_maxsize": settings.stream_buffer_maxsize,
+        # A poll hands at most this many records over: fetches arrive in pieces a flush
+        # can take, and the records waiting for the agent stay bounded (streams.batching).
+        "broker_max_poll_records": settings.max_poll_records,
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.topic_replication,
         "table_standby_replicas": 0,

@@ -50,27 +50,56 @@ SCHEME: Final = "kafka+batch"
 
 #: Fetches that may wait for the pipeline before the consumer stops fetching.
 DEFAULT_MAX_PENDING: Final = 8
+#: Records that may wait for the pipeline (the worker passes its flush cap).
+DEFAULT_MAX_PENDING_RECORDS: Final = 20_000
 
 
 @dataclass
 class BatchIngest:
-    """The hand-over point between the consumer and the agent, attached to one app."""
+    """The hand-over point between the consumer and the agent, attached to one app.
+
+    Fetched records wait here for the agent, up to `max_pending` fetches and
+    `max_pending_records` records (whichever comes first): under a backlog the consumer
+    would otherwise fetch ahead as fast as the broker serves, and every record waiting
+    is a Faust message object, so memory grew with the backlog, not with the state.
+    """
 
     topics: frozenset[str]
     max_pending: int = DEFAULT_MAX_PENDING
+    max_pending_records: int = DEFAULT_MAX_PENDING_RECORDS
     #: Apply table changelog records a fetch at a time (`ChangelogBulk`); False leaves
     #: them to Faust's per-event recovery loop.
     bulk_changelog: bool = True
     queue: asyncio.Queue[list[Message]] = field(init=False)
     #: The part of a fetch that did not fit in the last batch taken.
     _rest: list[Message] = field(init=False, default_factory=list)
+    #: Records queued or in `_rest` (taken batches no longer count).
+    pending_records: int = field(init=False, default=0)
+    _room: asyncio.Event = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.topics:
             raise ValueError("batch ingest needs at least one topic")
         if self.max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {self.max_pending}")
+        if self.max_pending_records < 1:
+            raise ValueError(
+                f"max_pending_records must be at least 1, got {self.max_pending_records}"
+            )
         self.queue = asyncio.Queue(self.max_pending)
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def put(self, messages: list[Message]) -> None:
+        """Queue a fetch, once the records already waiting leave room (one fetch always fits
+        when nothing waits, however big)."""
+        while self.pending_records and self.pending_records + len(messages) > (
+            self.max_pending_records
+        ):
+            self._room.clear()
+            await self._room.wait()
+        self.pending_records += len(messages)
+        await self.queue.put(messages)
 
     async def take(self, max_records: int) -> list[Message]:
         """At most `max_records` messages: what is queued now, or the next fetch to arrive.
@@ -86,6 +115,8 @@ class BatchIngest:
             out.extend(queue.get_nowait())
         self._rest = out[max_records:]
         del out[max_records:]
+        self.pending_records -= len(out)
+        self._room.set()
         return out
 
 
@@ -337,7 +368,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         await app.producer.buffer.wait_until_ebb()
         # A full queue blocks fetching (back-pressure); a rebalance abandons the batch,
         # which is read again from the committed offsets.
-        await self.wait_first(ingest.queue.put(batch), self.suspend_flow.wait())
+        await self.wait_first(ingest.put(batch), self.suspend_flow.wait())
 
 
 class BatchTransport(faust_aiokafka.Transport):

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # while one takes under batch_target_s (0: always batch_size; streams.batching.BatchSizer).
     # A worker that keeps up takes what has arrived (small flushes, fresh scores), so the
     # target only bounds catch-up flushes.
-    batch_size: int = Field(default=50_000, ge=1)
+    batch_size: int = Field(default=20_000, ge=1)
     batch_target_s: float = Field(default=1.0, ge=0)
     batch_within_s: float = 0.25
     # Batch ingest: apply state changelog records a fetch at a time (recovery, standbys)
@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     heartbeat_interval_s: float = 1.0
     producer_linger_ms: int = 5
+    max_poll_records: int = Field(default=10_000, ge=1)
     producer_max_batch_size: int = 1_048_576
     stream_buffer_maxsize: int = 32_768
     web_port: int = 6066

@@ -83,41 +83,45 @@ class RedisSink:
         )
         # Boards are shared by many creators: one ZADD/ZREM per board for the whole batch
         # instead of one per creator and board (tens of thousands of commands per batch,
-        # where redis-py's command encoding, not Redis, was the bottleneck).
-        adds: dict[str, dict[str, float]] = defaultdict(dict)
-        removes: dict[str, list[str]] = defaultdict(list)
-        commands: list[list[bytes]] = []
+        # where redis-py's command encoding, not Redis, was the bottleneck). A batch holds
+        # one snapshot per creator, so a creator is added to a board at most once.
+        adds: dict[str, list[bytes]] = defaultdict(list)
+        removes: dict[str, list[bytes]] = defaultdict(list)
+        commands: list[tuple[bytes, ...]] = []
         command = commands.append
+        field_names = _FIELD_NAMES
         for snap in batch:
             creator_id = snap.creator_id
+            member = creator_id.encode()
             leave = snap.leave_boards
             if not snap.previous_known:
                 leave = frozenset(previous[creator_id].difference(snap.set_boards))
             for board in leave:
-                removes[board].append(creator_id)
+                removes[board].append(member)
             for board, value in snap.set_boards.items():
-                adds[board][creator_id] = value
+                entries = adds[board]
+                entries.append(repr(float(value)).encode())
+                entries.append(member)
             hset = [b"HSET", keys.creator(creator_id).encode()]
             for name, text in snap.fields.items():
-                hset.append(name.encode())
+                encoded = field_names.get(name)
+                if encoded is None:
+                    encoded = field_names[name] = name.encode()
+                hset.append(encoded)
                 hset.append(text.encode())
-            command(hset)
+            command(tuple(hset))
             members_key = keys.creator_boards(creator_id).encode()
             if leave:
-                command([b"SREM", members_key, *((prefix + b).encode() for b in leave)])
+                command((b"SREM", members_key, *((prefix + b).encode() for b in leave)))
             joined = snap.set_boards.keys() if snap.join_boards is None else snap.join_boards
             if joined:
-                command([b"SADD", members_key, *((prefix + b).encode() for b in joined)])
+                command((b"SADD", members_key, *((prefix + b).encode() for b in joined)))
         # A creator never leaves and joins the same board in one snapshot, so the order of
         # removals and additions across boards does not matter.
         for board, members in removes.items():
-            command([b"ZREM", (prefix + board).encode(), *(m.encode() for m in members)])
-        for board, scores in adds.items():
-            zadd = [b"ZADD", (prefix + board).encode()]
-            for member, value in scores.items():
-                zadd.append(repr(float(value)).encode())
-                zadd.append(member.encode())
-            command(zadd)
+            command((b"ZREM", (prefix + board).encode(), *members))
+        for board, entries in adds.items():
+            command((b"ZADD", (prefix + board).encode(), *entries))
         await self._execute(commands)
 
     async def _execute(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
@@ -176,6 +180,10 @@ async def read_replies(
     return replies
 
 
+#: Hash field names as bytes (a dozen names, encoded once).
+_FIELD_NAMES: dict[str, bytes] = {}
+
+
 def pack_commands(commands: Sequence[Sequence[bytes]]) -> bytes:
     """RESP2 framing of `commands` (each a sequence of byte-string arguments), back to back.
 
@@ -183,4 +191,9 @@ def pack_commands(commands: Sequence[Sequence[bytes]]) -> bytes:
     as fast as the same framing written in Python.
     """
     # hiredis's stub types the argument as a 1-tuple; it takes a tuple of any length.
-    return b"".join([_pack_command(tuple(args)) for args in commands])  # type: ignore[arg-type]
+    return b"".join(
+        [
+            _pack_command(args if type(args) is tuple else tuple(args))  # type: ignore[arg-type]
+            for args in commands
+        ]
+    )

@@ -24,24 +24,39 @@ def message(offset: int, *, topic: str = "posts", value: bytes | None = b"{}") -
 async def test_take_joins_queued_fetches_and_splits_at_the_limit() -> None:
     ingest = BatchIngest(frozenset({"posts"}), max_pending=4)
     for start in (0, 3, 6):
-        await ingest.queue.put([message(o) for o in range(start, start + 3)])
+        await ingest.put([message(o) for o in range(start, start + 3)])
     assert [m.offset for m in await ingest.take(5)] == [0, 1, 2, 3, 4]
     # The rest of the split fetch comes first, then whatever else is queued.
     assert [m.offset for m in await ingest.take(100)] == [5, 6, 7, 8]
-    await ingest.queue.put([message(o) for o in range(9, 13)])
+    await ingest.put([message(o) for o in range(9, 13)])
     assert [m.offset for m in await ingest.take(3)] == [9, 10, 11]
     assert [m.offset for m in await ingest.take(3)] == [12]
 
 
 async def test_a_full_queue_blocks_the_producer_side() -> None:
     ingest = BatchIngest(frozenset({"posts"}), max_pending=1)
-    await ingest.queue.put([message(0)])
-    put = asyncio.ensure_future(ingest.queue.put([message(1)]))
+    await ingest.put([message(0)])
+    put = asyncio.ensure_future(ingest.put([message(1)]))
     await asyncio.sleep(0.01)
     assert not put.done()
     assert [m.offset for m in await ingest.take(1)] == [0]
     await asyncio.wait_for(put, 1.0)
     assert [m.offset for m in await ingest.take(1)] == [1]
+
+
+async def test_waiting_records_are_bounded_not_only_fetches() -> None:
+    ingest = BatchIngest(frozenset({"posts"}), max_pending=8, max_pending_records=5)
+    await ingest.put([message(o) for o in range(4)])
+    put = asyncio.ensure_future(ingest.put([message(o) for o in range(4, 7)]))
+    await asyncio.sleep(0.01)
+    assert not put.done() and ingest.pending_records == 4  # 4 + 3 would pass 5
+    assert [m.offset for m in await ingest.take(2)] == [0, 1]
+    await asyncio.wait_for(put, 1.0)  # 2 + 3 fit
+    assert ingest.pending_records == 5
+    assert [m.offset for m in await ingest.take(100)] == [2, 3, 4, 5, 6]
+    # With nothing waiting, one fetch goes in however big: the consumer never deadlocks.
+    await asyncio.wait_for(ingest.put([message(o) for o in range(7, 20)]), 1.0)
+    assert len(await ingest.take(100)) == 13 and ingest.pending_records == 0
 
 
 @pytest.mark.parametrize(
