@@ -28,13 +28,14 @@ send them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from scoring.columns import DAY_MS, POST, TAG, Arrivals, Columns, Heads, Ints, Rows
+from scoring.columns import DAY_MS, ORDER, POST, TAG, Arrivals, Columns, Heads, Ints, Rows
 from scoring.vocab import NONE, Vocabulary
 
 Flags = npt.NDArray[np.bool_]
@@ -82,10 +83,10 @@ def merge(
     np.maximum.at(watermark, new.creator[kept], new.time_ms[kept])
     region, region_ms = _region(heads, new.posts, ranks)
 
-    posts = _merge_section(columns.posts, new.posts, late, outcomes, _post_version(ranks), POST)
-    tags = _merge_section(columns.tags, new.tags, late, outcomes, _tag_version(ranks), TAG)
+    posts = _merge_section(columns.posts, new.posts, late, outcomes, _post_version, ranks, POST)
+    tags = _merge_section(columns.tags, new.tags, late, outcomes, _tag_version, ranks, TAG)
     orders = _merge_section(
-        columns.orders, new.orders, late, outcomes, _order_version(ranks), columns.orders.dtype
+        columns.orders, new.orders, late, outcomes, _order_version, ranks, ORDER
     )
 
     first = watermark // DAY_MS - window_days + 1
@@ -171,46 +172,35 @@ def _rank(ranks: Ints, codes: Ints) -> Ints:
     return np.where(codes >= 0, ranks[np.maximum(codes, 0)], -1)
 
 
-# A section's version order: the fields of a version, most significant first.
+# A section's version order: the fields of a version, most significant first, for rows
+# of that section (names compare as strings, through their sort ranks).
 _Version = list[npt.NDArray[np.generic]]
+_VersionOf = Callable[[Rows, Ints], _Version]
 
 
-class _post_version:
-    def __init__(self, ranks: Ints) -> None:
-        self.ranks = ranks
-
-    def __call__(self, rows: Rows) -> _Version:
-        ranks = self.ranks
-        return [
-            rows["observed"], rows["views"], rows["likes"], rows["comments"], rows["shares"],
-            rows["day"] * DAY_MS + rows["ms"], _rank(ranks, rows["content_type"]),
-            _rank(ranks, rows["themes"]), _rank(ranks, rows["brand"]),
-        ]  # fmt: skip
+def _post_version(rows: Rows, ranks: Ints) -> _Version:
+    """Newest observation, then larger counters, then posted time, type, themes, brand."""
+    return [
+        rows["observed"], rows["views"], rows["likes"], rows["comments"], rows["shares"],
+        rows["day"] * DAY_MS + rows["ms"], _rank(ranks, rows["content_type"]),
+        _rank(ranks, rows["themes"]), _rank(ranks, rows["brand"]),
+    ]  # fmt: skip
 
 
-class _tag_version:
-    def __init__(self, ranks: Ints) -> None:
-        self.ranks = ranks
-
-    def __call__(self, rows: Rows) -> _Version:
-        ranks = self.ranks
-        return [
-            rows["day"], rows["post"], _rank(ranks, rows["brand"]), _rank(ranks, rows["theme"]),
-            rows["campaign"],
-        ]  # fmt: skip
+def _tag_version(rows: Rows, ranks: Ints) -> _Version:
+    return [
+        rows["day"], rows["post"], _rank(ranks, rows["brand"]), _rank(ranks, rows["theme"]),
+        rows["campaign"],
+    ]  # fmt: skip
 
 
-class _order_version:
-    def __init__(self, ranks: Ints) -> None:
-        self.ranks = ranks
-
-    def __call__(self, rows: Rows) -> _Version:
-        ranks = self.ranks
-        return [
-            rows["status"], rows["micros"], rows["quantity"], _rank(ranks, rows["currency"]),
-            _rank(ranks, rows["brand"]), _rank(ranks, rows["theme"]), rows["has_post"],
-            rows["post"], rows["day"],
-        ]  # fmt: skip
+def _order_version(rows: Rows, ranks: Ints) -> _Version:
+    """Status first (placed < cancelled < refunded: an order's status only moves forward)."""
+    return [
+        rows["status"], rows["micros"], rows["quantity"], _rank(ranks, rows["currency"]),
+        _rank(ranks, rows["brand"]), _rank(ranks, rows["theme"]), rows["has_post"],
+        rows["post"], rows["day"],
+    ]  # fmt: skip
 
 
 def keys(creator: Ints, h: npt.NDArray[np.uint64]) -> Ints:
@@ -245,7 +235,8 @@ def _merge_section(
     new: Rows,
     late: Flags,
     outcomes: npt.NDArray[np.int8],
-    version: _post_version | _tag_version | _order_version,
+    version: _VersionOf,
+    ranks: Ints,
     dtype: np.dtype[np.void],
 ) -> Rows:
     """`held` after the non-late events of `new`; writes their outcomes."""
@@ -270,8 +261,8 @@ def _merge_section(
     had = np.flatnonzero(found)
     cand_group = np.concatenate((had, group))
     cand_new = np.concatenate((np.full(len(had), -1, dtype=np.int64), np.arange(len(live))))
-    held_part = version(held[pos[had]])
-    new_part = version(live)
+    held_part = version(held[pos[had]], ranks)
+    new_part = version(live, ranks)
     fields = [np.concatenate((a, b)) for a, b in zip(held_part, new_part, strict=True)]
     rank = _dense_rank(fields)
 
