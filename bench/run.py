@@ -66,6 +66,12 @@ class Plan:
     install_tools: bool
     scenarios: list[str]
     consumers: list[str]
+    #: longest a worker run over one of the `creators` datasets may take, s
+    deadline_s: float
+    #: the scale profile: one dataset of its own, the pipeline alone over it
+    scale_creators: int
+    scale_events: int
+    scale_deadline_s: float
     variants: dict[str, dict[str, str]] = field(default_factory=dict)
     #: environment every worker process gets (main pipeline, freshness, recovery, variants)
     worker_env: dict[str, str] = field(default_factory=dict)
@@ -74,12 +80,6 @@ class Plan:
     #: smoke only: baselines run side by side (their figures then mean nothing, but the
     #: harness is exercised in a third of the time)
     parallel_baselines: bool = False
-    #: longest a worker run over one of the `creators` datasets may take, s
-    deadline_s: float = 1200.0
-    #: the scale profile: one dataset of its own, the pipeline alone over it
-    scale_creators: int = 1_000_000
-    scale_events: int = 2_000_000
-    scale_deadline_s: float = 5000.0
 
 
 def default_variants(worker_env: dict[str, str]) -> dict[str, dict[str, str]]:
