@@ -292,9 +292,15 @@ async def measure(
     max_seconds: float | None = None,
     keep_output: bool = False,
     after_done: Callable[[Running, dict[str, Any]], Awaitable[None]] | None = None,
+    deadline_s: float | None = None,
 ) -> dict[str, Any]:
-    """Run `spec` over `dataset` to the end (or `max_seconds`); return its figures."""
+    """Run `spec` over `dataset` to the end (or `max_seconds`); return its figures.
+
+    `deadline_s` replaces the run's deadline for a dataset of another size than the
+    run's (the scale profile).
+    """
     app_id = ctx.name(dataset.label, spec.name)
+    limit = ctx.deadline_s if deadline_s is None else deadline_s
     ctx.say(f"{dataset.label}: starting {spec.name} ({dataset.total:,} events)")
     run = start_consumer(ctx, spec, dataset.topics, app_id)
     result: dict[str, Any] = {
@@ -312,7 +318,7 @@ async def measure(
             Metrics(run.metrics_port) as metrics,
         ):
             outcome = await _wait_done(
-                ctx, run, dataset, offsets, metrics, redis, ctx.deadline_s, max_seconds
+                ctx, run, dataset, offsets, metrics, redis, limit, max_seconds
             )
             result.update(outcome)
             if spec.is_worker:

@@ -3,10 +3,11 @@
 Order of a run: preload one dataset per creator count; throughput of the full
 pipeline and of every baseline over each dataset (the pipeline's output for the
 largest dataset is kept for the read, recovery and state-size scenarios);
-reads; recovery; freshness at half the pipeline's measured maximum. Everything
-is written to one JSON file, then `docs/benchmarks.md` and `docs/benchmarks.png`
-are regenerated from it. Every topic, group and Redis key of the run carries
-its run id and is deleted at the end, whatever happened.
+reads; recovery; freshness at half the pipeline's measured maximum; last, the
+scale profile (the pipeline alone over a dataset of its own, 1,000,000
+creators). Everything is written to one JSON file, then `docs/benchmarks.md`
+and `docs/benchmarks.png` are regenerated from it. Every topic, group and Redis
+key of the run carries its run id and is deleted at the end, whatever happened.
 
 A scenario that fails is recorded under `errors` and the run goes on; the
 exit status is 1 when anything failed, so the smoke test notices.
@@ -41,10 +42,12 @@ from bench.common import (
     topics_of_run,
 )
 from bench.consumers import BASELINES, ConsumerSpec, Running, measure, worker_spec
-from bench.workload import Dataset, preload
+from bench.workload import Dataset, preload, preload_apart
 
-SCENARIOS = ("throughput", "freshness", "reads", "recovery", "state_size")
+SCENARIOS = ("throughput", "freshness", "reads", "recovery", "state_size", "scale")
 CONSUMERS = ("pipeline", *BASELINES)
+#: Dataset label (and so topic, group and Redis prefix part) of the scale profile.
+SCALE_LABEL = "scale"
 
 
 @dataclass
@@ -63,6 +66,12 @@ class Plan:
     install_tools: bool
     scenarios: list[str]
     consumers: list[str]
+    #: longest a worker run over one of the `creators` datasets may take, s
+    deadline_s: float
+    #: the scale profile: one dataset of its own, the pipeline alone over it
+    scale_creators: int
+    scale_events: int
+    scale_deadline_s: float
     variants: dict[str, dict[str, str]] = field(default_factory=dict)
     #: environment every worker process gets (main pipeline, freshness, recovery, variants)
     worker_env: dict[str, str] = field(default_factory=dict)
@@ -118,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="stop a baseline after this long and take its rate from committed offsets",
     )
+    p.add_argument(
+        "--scale-creators", type=int, help="creators of the scale profile (default 1,000,000)"
+    )
+    p.add_argument(
+        "--scale-events", type=int, help="events of the scale profile (default 2,000,000)"
+    )
     p.add_argument("--freshness-seconds", type=float)
     p.add_argument("--freshness-rate", type=float, help="events/s (default: half the measured max)")
     p.add_argument("--reads", type=int, help="timed reads of each kind")
@@ -165,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--deadline",
         type=float,
-        help="longest a worker run may take, s (default: events / 400, at least 1200; smoke 180)",
+        help="longest a worker run may take, s (default: events / 400, at least 1200, the "
+        "scale profile's from its own events; smoke 180)",
     )
     p.add_argument(
         "--keep-logs", action="store_true", help="keep the scratch folder with consumer logs"
@@ -183,7 +199,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     named_consumers = [n for n in args.only if n in CONSUMERS]
     scenarios = named_scenarios or (["throughput"] if named_consumers else list(SCENARIOS))
     consumers = named_consumers or (list(CONSUMERS) if "throughput" in scenarios else [])
-    if set(scenarios) - {"throughput"} and "pipeline" not in consumers:
+    if set(scenarios) - {"throughput", "scale"} and "pipeline" not in consumers:
         consumers.insert(0, "pipeline")  # the other scenarios build on the pipeline's run
     smoke = args.smoke
     creators = (
@@ -193,6 +209,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
     )
     if any(c < 1 for c in creators):
         raise SystemExit("--creators: counts must be positive")
+    events = args.events or (5_000 if smoke else 1_000_000)
+    scale_creators = args.scale_creators or (2_000 if smoke else 1_000_000)
+    scale_events = args.scale_events or (4_000 if smoke else 2_000_000)
+    if scale_creators < 1 or scale_events < 1:
+        raise SystemExit("--scale-creators, --scale-events: must be positive")
     worker_env: dict[str, str] = {}
     for item in args.worker_env:
         key, eq, value = item.partition("=")
@@ -205,7 +226,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         variants = {**default_variants(worker_env), **variants}
     return Plan(
         mode="smoke" if smoke else "full",
-        events=args.events or (5_000 if smoke else 1_000_000),
+        events=events,
         creators=creators,
         baseline_seconds=args.baseline_seconds or (60.0 if smoke else 90.0),
         freshness_seconds=args.freshness_seconds or (4.0 if smoke else 45.0),
@@ -220,7 +241,24 @@ def make_plan(args: argparse.Namespace) -> Plan:
         worker_env=worker_env,
         parallel_baselines=smoke,
         recovery_new_member=args.recovery_new_member,
+        deadline_s=deadline(args, events),
+        scale_creators=scale_creators,
+        scale_events=scale_events,
+        scale_deadline_s=deadline(args, scale_events),
     )
+
+
+def deadline(args: argparse.Namespace, events: int) -> float:
+    """Longest a worker run over `events` may take: --deadline, or a floor rate's time.
+
+    A worker does ~800 events/s at 100,000 creators here: 1,000,000 events need ~21
+    minutes, and 1,200 s cut the default run's largest dataset short (run
+    20261126t115505); scale with the events, never under 20 minutes. The scale
+    profile's dataset has its own event count, so its own deadline.
+    """
+    if args.deadline:
+        return float(args.deadline)
+    return 180.0 if args.smoke else max(1200.0, events / 400)
 
 
 class Runner:
@@ -242,11 +280,18 @@ class Runner:
                 "consumers": plan.consumers,
                 "variants": plan.variants,
                 "worker_env": plan.worker_env,
+                "deadline_s": plan.deadline_s,
             },
             "datasets": [],
             "throughput": [],
             "errors": [],
         }
+        if "scale" in plan.scenarios:
+            self.results["config"]["scale"] = {
+                "creators": plan.scale_creators,
+                "events": plan.scale_events,
+                "deadline_s": plan.scale_deadline_s,
+            }
         self.datasets: list[Dataset] = []
         self.kept_prefixes: list[str] = []
         self.pipeline_by_dataset: dict[str, dict[str, Any]] = {}
@@ -273,6 +318,14 @@ class Runner:
         return out
 
     async def run(self) -> dict[str, Any]:
+        if set(self.plan.scenarios) - {"scale"}:
+            await self.run_datasets()
+        if "scale" in self.plan.scenarios:
+            await self.guarded("scale", self.scale)
+        return self.results
+
+    async def run_datasets(self) -> None:
+        """Every scenario but the scale profile, over the datasets of `plan.creators`."""
         ctx, plan = self.ctx, self.plan
         for count in plan.creators:
             label = f"c{count}"
@@ -283,7 +336,7 @@ class Runner:
                 self.datasets.append(ds)
                 self.results["datasets"].append(ds.summary())
         if not self.datasets:
-            return self.results
+            return
         largest = max(self.datasets, key=lambda d: d.creators)
         for ds in self.datasets:
             side_by_side: list[Awaitable[Any]] = []
@@ -319,7 +372,35 @@ class Runner:
             await delete_redis_prefix(ctx.redis_url, prefix)
         if "freshness" in plan.scenarios:
             self.results["freshness"] = await self.guarded("freshness", self.freshness)
-        return self.results
+
+    async def scale(self) -> None:
+        """The scale profile: the pipeline alone over one dataset of many creators.
+
+        Its throughput, its state (the changelog's table values) and its memory (peak
+        RSS) go to `results["scale"]`; a run that does not finish keeps its figures there
+        and is also recorded as an error.
+        """
+        from bench.state_size import changelog_sizes, memory_figures
+
+        plan = self.plan
+        # In a child process: the simulator's population for this many creators would
+        # otherwise stay in the harness's memory while the worker runs.
+        ds = await preload_apart(self.ctx, SCALE_LABEL, plan.scale_creators, plan.scale_events)
+
+        async def after(run: Running, result: dict[str, Any]) -> None:
+            result["state"] = await changelog_sizes(self.ctx, run.app_id)
+
+        result = await measure(
+            self.ctx,
+            worker_spec(env=plan.worker_env),
+            ds,
+            after_done=after,
+            deadline_s=plan.scale_deadline_s,
+        )
+        result["memory"] = memory_figures(result)
+        self.results["scale"] = {"dataset": ds.summary(), "pipeline": result}
+        if not result.get("completed"):
+            raise BenchError(f"pipeline did not finish {ds.label}: {result.get('note')}")
 
     async def throughput_one(self, spec: ConsumerSpec, ds: Dataset, keep: bool) -> None:
         from bench.state_size import changelog_sizes, memory_figures
@@ -482,6 +563,7 @@ async def cleanup(ctx: Ctx, runner: Runner | None) -> dict[str, Any]:
         for label in (d.label for d in runner.datasets):
             groups.add(ctx.name(label, "recovery"))
     groups.add(ctx.name("fresh", "pipeline"))
+    groups.add(ctx.name(SCALE_LABEL, "pipeline"))
     with contextlib.suppress(Exception):
         report["groups"] = await asyncio.to_thread(delete_groups, ctx, sorted(groups))
     with contextlib.suppress(Exception):
@@ -504,12 +586,14 @@ async def main_async(args: argparse.Namespace) -> int:
         workdir=workdir,
         partitions=settings.topic_partitions,
         commit_interval_s=args.commit_interval,
-        # A worker does ~800 events/s at 100,000 creators here: 1,000,000 events need ~21
-        # minutes, and 1,200 s cut the default run's largest dataset short (run
-        # 20261126t115505); scale with the events, never under 20 minutes.
-        deadline_s=args.deadline or (180.0 if args.smoke else max(1200.0, plan.events / 400)),
+        deadline_s=plan.deadline_s,
     )
     ctx.say(f"run {ctx.run_id} ({plan.mode}): {plan.events:,} events x {plan.creators} creators")
+    if "scale" in plan.scenarios:
+        ctx.say(
+            f"scale profile: {plan.scale_events:,} events x {plan.scale_creators:,} creators "
+            f"(deadline {plan.scale_deadline_s:,.0f} s)"
+        )
     started = time.time()
     runner: Runner | None = None
     try:

@@ -2,9 +2,11 @@
 
 Serialized state is read where it really lives: the worker's compacted
 changelog topic, after a run. The newest record per key is one creator's
-table value (the pipeline's envelope: the model's `CreatorState.to_bytes()`
-plus a summary of the last published card); its key and value sizes give the
-bytes per creator, split into the model's state and the envelope's header.
+table value (the envelope of `streams.envelope`: a short header naming the
+model of the last published card, then the model's packed state). Three sizes
+come out of it: the table value itself (the record's value, what the worker
+holds per creator), key plus value (bytes per creator on the topic), and the
+model's state alone (the value without the envelope's header).
 Memory is the worker's resident set, sampled from /proc: at its first record
 (imports, clients, buffers) and at the end; the difference over the creators it
 holds, scaled to 100 k creators, is the memory the state costs.
@@ -17,11 +19,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import Ctx, end_offsets, percentile
+from streams import envelope
 
 
 async def changelog_sizes(ctx: Ctx, app_id: str) -> dict[str, Any]:
     """Read the state table's changelog to its end; sizes of the newest value per key."""
-    from streams import envelope
     from streams.app import TABLE_NAME
 
     topic = f"{app_id}-{TABLE_NAME}-changelog"
@@ -31,7 +33,9 @@ async def changelog_sizes(ctx: Ctx, app_id: str) -> dict[str, Any]:
     except Exception as exc:
         return {"available": False, "reason": f"changelog {topic} unreadable: {exc}"}
     records = sum(ends.values())
-    latest: dict[bytes, bytes] = {}
+    # Sizes only, not the records: at a million creators the values themselves would
+    # cost the harness about a gigabyte.
+    latest: dict[bytes, tuple[int, int]] = {}
     consumer = AIOKafkaConsumer(
         bootstrap_servers=ctx.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -50,21 +54,16 @@ async def changelog_sizes(ctx: Ctx, app_id: str) -> dict[str, Any]:
                         if rec.value is None:
                             latest.pop(rec.key, None)
                         else:
-                            latest[rec.key] = rec.value
+                            latest[rec.key] = (len(rec.value), _model_bytes(rec.value))
                 if recs and recs[-1].offset + 1 >= remaining.get(tp, 0):
                     remaining.pop(tp, None)
     finally:
         await consumer.stop()
     if not latest:
         return {"available": False, "reason": f"changelog {topic} holds no state"}
-    totals: list[float] = []
-    model: list[float] = []
-    for key, value in latest.items():
-        totals.append(len(key) + len(value))
-        try:
-            model.append(len(envelope.unwrap(value)[1]))
-        except ValueError:
-            model.append(float(len(value)))
+    totals = [float(len(key) + value) for key, (value, _) in latest.items()]
+    values = [float(value) for value, _ in latest.values()]
+    model = [float(size) for _, size in latest.values()]
     return {
         "available": True,
         "changelog_topic": topic,
@@ -74,9 +73,20 @@ async def changelog_sizes(ctx: Ctx, app_id: str) -> dict[str, Any]:
         "bytes_per_creator_p50": percentile(totals, 50),
         "bytes_per_creator_p99": percentile(totals, 99),
         "bytes_per_creator_max": max(totals),
+        "table_value_bytes_mean": round(sum(values) / len(values), 1),
+        "table_value_bytes_p99": percentile(values, 99),
+        "table_value_bytes_total": int(sum(values)),
         "model_state_bytes_mean": round(sum(model) / len(model), 1),
         "changelog_records_per_creator": round(records / len(latest), 2),
     }
+
+
+def _model_bytes(value: bytes) -> int:
+    """The model's part of a table value (all of it when the envelope does not parse)."""
+    try:
+        return len(envelope.unwrap(value)[1])
+    except ValueError:
+        return len(value)
 
 
 def memory_figures(result: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """The benchmark harness still works: `python -m bench.run --smoke` end to end.
 
 The smoke variant runs every scenario and every baseline on a tiny dataset
-(5,000 events, 200 creators) on the real stack. Its figures mean nothing; what
+(5,000 events, 200 creators), and the scale profile on one of its own (4,000
+events, 2,000 creators), on the real stack. Its figures mean nothing; what
 this test checks is that every scenario produced numbers that are internally
 consistent (percentiles ordered, rates positive, every sampled creator
-reflected, the recovery comparison coherent), that the run cleaned up after
+reflected, the recovery comparison coherent), that every target is listed and
+measured where a smoke run can measure it, that the run cleaned up after
 itself, and that the report renders. Whether the pipeline meets its targets is
 what the numbers say, not what this test asserts.
 """
@@ -30,6 +32,25 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 CONSUMERS = ("pipeline", "naive_faust", "noop_faust", "raw_aiokafka", "quix")
+#: The issue's targets for the pipeline, by how their text starts: each listed once.
+PIPELINE_TARGETS = (
+    "pipeline events/s per CPU-second >= 2x Quix Streams",
+    "pipeline events/s >= 10x naive Faust",
+    "freshness p99",
+    "state: mean table value < 1.5 KB",
+    "state: mean table value < 600 B",
+    "worker peak RSS < 450 MB",
+    "scale: the worker holds 1,000,000 creators",
+    "recovery < 5 s",
+    "scores after recovery identical",
+    "leaderboard top-10 read p99 < 2 ms",
+)
+#: Each variant of the worker is held to the pipeline's two ratio targets.
+VARIANT_TARGETS = PIPELINE_TARGETS[:2]
+#: Targets a smoke run cannot measure by nature: they name 10,000, 100,000 or 1,000,000
+#: creators, and a smoke run holds 200 (2,000 in its scale profile). The figures they
+#: are judged on are asserted instead (state and scale tests below).
+NOT_MEASURABLE_IN_SMOKE = PIPELINE_TARGETS[3:7]
 
 
 @pytest.fixture(scope="module")
@@ -122,13 +143,76 @@ def test_freshness_reads_recovery_and_state_have_sane_numbers(
     state = results["state_size"]["per_dataset"]["c200"]
     changelog = state["changelog"]
     assert changelog["available"] and changelog["creators"] > 0
-    assert 0 < changelog["model_state_bytes_mean"] < changelog["bytes_per_creator_mean"]
+    # The table value is the changelog record's value: the model's state plus the
+    # envelope's header, and less than key plus value.
+    assert (
+        0
+        < changelog["model_state_bytes_mean"]
+        < changelog["table_value_bytes_mean"]
+        < changelog["bytes_per_creator_mean"]
+    )
+    assert changelog["table_value_bytes_total"] == pytest.approx(
+        changelog["table_value_bytes_mean"] * changelog["creators"], rel=0.01
+    )
     assert state["memory"]["end_rss_mb"] > 0
 
-    met = {t["target"]: t for t in results["targets"]}
-    # Eight targets for the pipeline, plus the three ratio targets per variant.
-    assert len(met) == 8 + 3 * len(results["config"]["variants"])
-    assert all(t["pass"] in (True, False) for t in met.values()), met
+
+def test_scale_profile_ran_alone_to_the_end_and_measured_what_it_holds(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    results, _ = smoke
+    scale = results["scale"]
+    dataset, run = scale["dataset"], scale["pipeline"]
+    assert dataset["creators"] == results["config"]["scale"]["creators"] == 2_000
+    assert dataset["events"] >= 4_000
+    assert dataset["label"] not in {d["label"] for d in results["datasets"]}
+    assert run["consumer"] == "pipeline" and run["completed"], run.get("note")
+    assert run["committed_events"] == dataset["events"]
+    assert run["events_per_s"] > 0 and run["events_per_cpu_s"] > 0
+    sampled, _, expected = run["redis_sample_ok"].partition("/")
+    assert int(expected) > 0 and sampled == expected
+    state = run["state"]
+    assert state["available"]
+    # Only creators the events reached are held: fewer than the population, and the
+    # table the changelog rebuilds is the one the worker counted.
+    held = state["creators"]
+    assert 0 < held <= dataset["creators"]
+    assert held == run["worker_metrics"]["creator_scores_creators_in_state"]
+    assert state["table_value_bytes_total"] > 0
+    assert 0 < state["model_state_bytes_mean"] < state["table_value_bytes_mean"]
+    assert run["memory"]["peak_rss_mb"] == run["peak_rss_mb"] > 10
+
+
+def test_every_target_is_listed_and_measured_where_a_smoke_run_can(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    results, _ = smoke
+    targets = results["targets"]
+    variants = sorted(results["config"]["variants"])
+    for prefix in PIPELINE_TARGETS:
+        listed = [t for t in targets if t["target"].startswith(prefix)]
+        assert len([t for t in listed if not t["target"].endswith("]")]) == 1, prefix
+    for variant in variants:
+        for prefix in VARIANT_TARGETS:
+            listed = [
+                t
+                for t in targets
+                if t["target"].startswith(prefix) and t["target"].endswith(f" [{variant}]")
+            ]
+            assert len(listed) == 1, (prefix, variant)
+    assert len(targets) == len(PIPELINE_TARGETS) + len(VARIANT_TARGETS) * len(variants)
+    assert not any("do-nothing" in t["target"] for t in targets)
+    quix_missing = importlib.util.find_spec("quixstreams") is None and not os.environ.get("CI")
+    for t in targets:
+        if t["target"].startswith(NOT_MEASURABLE_IN_SMOKE):
+            # Listed, not judged, and saying why (no such dataset, too few creators held).
+            assert t["pass"] is None and t["measured"], t
+        elif quix_missing and "Quix Streams" in t["target"]:
+            assert t["pass"] is None, t  # the peer did not run (see the first test)
+        else:
+            assert t["pass"] in (True, False), t
+    scale = next(t for t in targets if t["target"].startswith("scale:"))
+    assert "of 2,000 creators held" in scale["measured"]
 
 
 def test_report_renders_and_the_run_left_nothing_behind(
@@ -137,6 +221,7 @@ def test_report_renders_and_the_run_left_nothing_behind(
     results, folder = smoke
     text = (folder / "docs" / "benchmarks.md").read_text()
     assert "## Targets" in text and "pipeline / naive_faust = " in text
+    assert "## 6. Scale profile" in text and "| sum of table values MB |" in text
     assert results["machine"]["cpu_model"] in text
     if importlib.util.find_spec("matplotlib") is not None:
         assert (folder / "docs" / "benchmarks.png").stat().st_size > 10_000
@@ -163,3 +248,17 @@ def test_report_renders_and_the_run_left_nothing_behind(
             await admin.close()
 
     assert asyncio.run(leftover_topics()) == []
+
+    if importlib.util.find_spec("confluent_kafka") is not None:  # groups need its admin
+        assert "failed" not in results["cleanup"]["groups"], results["cleanup"]
+
+        async def leftover_groups() -> list[str]:
+            admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
+            await admin.start()
+            try:
+                groups = await admin.list_consumer_groups()
+            finally:
+                await admin.close()
+            return [str(g[0]) for g in groups if run_id in str(g[0])]
+
+        assert asyncio.run(leftover_groups()) == []
