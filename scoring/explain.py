@@ -584,8 +584,10 @@ class _Explainer:
     def summary(self, name: str) -> str:
         """The summary sentence of one score, without writing its contributions."""
         plain = self.written.get(name)
-        if plain is not None or name == "overall":
-            return (plain or self.one(name))[2]
+        if plain is not None:
+            return plain[2]
+        if name == "overall":
+            return self.overall_summary()
         xs, evidence = self.figures[name]
         pts = _points(self.model.fast[name], self.model.shares[name], xs, evidence)
         return self._summary(name, pts, evidence)
@@ -620,6 +622,11 @@ class _Explainer:
             )
             for name, w in zip(COMPONENT_SCORES, self.model.weights, strict=True)
         ]
+        return ("overall", overall, self.overall_summary(), contributions)
+
+    def overall_summary(self) -> str:
+        """The overall explanation's summary, without writing its contributions."""
+        values, overall = self.values, self.overall
         ranked = list(zip(map(values.__getitem__, COMPONENT_SCORES), COMPONENT_SCORES, strict=True))
         best = max(ranked)[1]
         worst = min(ranked)[1]
@@ -635,7 +642,7 @@ class _Explainer:
                 f"{_plural(f.orders, 'order')} in the last {f.window} days "
                 f"(scores firm up from {p.min_posts} posts and {p.min_orders} orders)."
             )
-        return ("overall", overall, summary, contributions)
+        return summary
 
     def sentence(self, name: str, input_name: str) -> str:
         """The sentence about one input of score `name` ("" if it has no such input)."""
@@ -889,15 +896,11 @@ def lazy_explanations(basis: Mapping[str, Any], params: Params) -> Mapping[str, 
 def explanations_of(scores: Scores, i: int) -> Mapping[str, Explanation]:
     """The explanations of creator i's card in `scores`, written on first use (no basis
     dict built: for readers of a few parts, such as the change records)."""
-    inputs, evidence = scores.inputs, scores.evidence
     return _LazyExplanations(
         _Explainer(
             text_model(scores.model.params),
             _Facts._make(scores.facts(i)),
-            {
-                name: (tuple(inputs[name][i].tolist()), float(evidence[name][i]))
-                for name in COMPONENT_SCORES
-            },
+            {name: (tuple(xs), ev) for name, (xs, ev) in scores.figures(i).items()},
             dict(zip(COMPONENT_SCORES, scores.values[i].tolist(), strict=True)),
             float(scores.overall[i]),
             bool(scores.provisional[i]),

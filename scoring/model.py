@@ -145,30 +145,70 @@ class Scores:
 
     def facts(self, i: int) -> list[float | int]:
         """Creator i's own numbers that the explanation sentences quote (`_Facts` order)."""
-        t = self.totals
-        return [
-            t.window, t.recent, int(t.posts.posts[i]), int(t.posts.views[i]),
-            int(t.posts.engagements[i]), int(t.posts.conversation[i]), int(t.collab_posts[i]),
-            int(t.shoppable[i]), int(t.shoppable_recent[i]), int(t.campaigns[i]),
-            float(t.net_usd[i]), int(t.orders[i]), int(t.placed[i]), int(t.cancelled[i]),
-            int(t.refunded[i]), int(t.active_days[i]), int(t.active_days_recent[i]),
-            int(t.active_weeks[i]), t.weeks, int(t.brands[i]), int(t.partners[i]),
-            int(t.repeat_brands[i]), float(t.depth[i]), int(t.lasting[i]), int(t.selling[i]),
-        ]  # fmt: skip
+        return [column[i] for column in self._lists().facts]
+
+    def figures(self, i: int) -> dict[str, tuple[list[float], float]]:
+        """Creator i's inputs and evidence per component score."""
+        lists = self._lists()
+        return {name: (lists.inputs[name][i], lists.evidence[name][i]) for name in COMPONENT_SCORES}
 
     def basis(self, i: int) -> dict[str, Any]:
-        """Creator i's explanation basis: what `scoring.scores.explanations_from_basis` reads."""
+        """Creator i's explanation basis: what `scoring.explain.explanations_from_basis` reads."""
+        lists = self._lists()
         return {
             "v": BASIS_VERSION,
-            "facts": self.facts(i),
+            "facts": [column[i] for column in lists.facts],
             "figures": {
-                name: [self.inputs[name][i].tolist(), float(self.evidence[name][i])]
-                for name in COMPONENT_SCORES
+                name: [lists.inputs[name][i], lists.evidence[name][i]] for name in COMPONENT_SCORES
             },
-            "values": self.values[i].tolist(),
-            "overall": float(self.overall[i]),
-            "provisional": bool(self.provisional[i]),
+            "values": lists.values[i],
+            "overall": lists.overall[i],
+            "provisional": lists.provisional[i],
         }
+
+    def _lists(self) -> _Lists:
+        """The figures as Python lists, made once: readers take a few creators' parts each."""
+        lists = self._as_lists
+        if lists is None:
+            lists = self._as_lists = _Lists.of(self)
+        return lists
+
+    _as_lists: _Lists | None = None
+
+
+@dataclass(slots=True)
+class _Lists:
+    """`Scores` figures as Python values (ints stay ints, floats floats), column by column."""
+
+    facts: list[list[Any]]
+    inputs: dict[str, list[list[float]]]
+    evidence: dict[str, list[float]]
+    values: list[list[float]]
+    overall: list[float]
+    provisional: list[bool]
+
+    @classmethod
+    def of(cls, s: Scores) -> _Lists:
+        t = s.totals
+        n = len(s.overall)
+        constant = [t.window] * n, [t.recent] * n, [t.weeks] * n
+        facts = [
+            constant[0], constant[1], t.posts.posts.tolist(), t.posts.views.tolist(),
+            t.posts.engagements.tolist(), t.posts.conversation.tolist(), t.collab_posts.tolist(),
+            t.shoppable.tolist(), t.shoppable_recent.tolist(), t.campaigns.tolist(),
+            t.net_usd.tolist(), t.orders.tolist(), t.placed.tolist(), t.cancelled.tolist(),
+            t.refunded.tolist(), t.active_days.tolist(), t.active_days_recent.tolist(),
+            t.active_weeks.tolist(), constant[2], t.brands.tolist(), t.partners.tolist(),
+            t.repeat_brands.tolist(), t.depth.tolist(), t.lasting.tolist(), t.selling.tolist(),
+        ]  # fmt: skip
+        return cls(
+            facts=facts,
+            inputs={name: s.inputs[name].tolist() for name in COMPONENT_SCORES},
+            evidence={name: s.evidence[name].tolist() for name in COMPONENT_SCORES},
+            values=s.values.tolist(),
+            overall=s.overall.tolist(),
+            provisional=s.provisional.tolist(),
+        )
 
 
 def score_totals(totals: Totals, params: Params) -> Scores:

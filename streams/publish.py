@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -182,51 +183,87 @@ class _SliceMoves:
         moved_any[new_j[n_at][infl_moved | overall_moved]] = True
         moved_any[old_j[o_at][gone]] = True
         self.any_moved = moved_any
-        # Per published creator: its new entries (name, influence, overall, moved flags,
-        # found) and its old entries that are gone, as lists (Python reads only the ones
-        # of creators that publish).
-        self._new = _split(new_j[n_at], m, s.key[n_at], infl_new, overall_new, infl_moved,
-                           overall_moved, found)  # fmt: skip
-        self._old_all = _split(old_j[o_at], m, s.key[o_at], influence[o_at], overall[o_at])
-        self._gone = _split(old_j[o_at][gone], m, s.key[o_at][gone])
+        # What Python reads per creator, grouped by creator once: the entries that moved
+        # (every publishing creator), all new entries (creators whose previous boards are
+        # unknown) and all old ones (creators that moved region), the last two on demand.
+        moved_at = np.flatnonzero(infl_moved | overall_moved)
+        self._moved = _Grouped(
+            new_j[n_at][moved_at], m, s.key[n_at][moved_at], infl_new[moved_at],
+            overall_new[moved_at], infl_moved[moved_at], overall_moved[moved_at],
+            found[moved_at],
+        )  # fmt: skip
+        self._gone = _Grouped(old_j[o_at][gone], m, s.key[o_at][gone])
+        self._new_all = (new_j[n_at], s.key[n_at], infl_new, overall_new)
+        self._old_all = (old_j[o_at], s.key[o_at], influence[o_at], overall[o_at])
 
     def entries(self, j: int) -> list[tuple[str, float, float]]:
         """Creator j's new entries: (name, influence, overall)."""
-        name = self.vocab.name
-        return [(name(k), i, o) for k, i, o, *_ in self._new[j]]
+        return _entries(self._new_all, j, self.vocab)
 
     def moved(self, j: int) -> list[tuple[str, float | None, float | None, bool]]:
         """(name, influence if it moved, overall if it moved, whether it is new)."""
         name = self.vocab.name
         return [
             (name(k), i if mi else None, o if mo else None, not found)
-            for k, i, o, mi, mo, found in self._new[j]
-            if mi or mo
+            for k, i, o, mi, mo, found in self._moved.of(j)
         ]
 
     def gone(self, j: int) -> list[str]:
         name = self.vocab.name
-        return [name(k) for (k,) in self._gone[j]]
+        return [name(k) for (k,) in self._gone.of(j)]
 
     def old_entries(self, j: int) -> list[tuple[str, float, float]]:
         """Creator j's previous entries: (name, influence, overall)."""
-        name = self.vocab.name
-        return [(name(k), i, o) for k, i, o in self._old_all[j]]
+        return _entries(self._old_all, j, self.vocab)
 
 
-def _split(owner: Ints, m: int, *columns: npt.NDArray[np.generic]) -> list[list[tuple]]:  # type: ignore[type-arg]
+class _Grouped:
     """Rows grouped by owner (0..m-1), each row a tuple of the columns' values."""
-    out: list[list[tuple]] = [[] for _ in range(m)]  # type: ignore[type-arg]
-    if not len(owner):
-        return out
-    lists = [c.tolist() for c in columns]
-    for i, j in enumerate(owner.tolist()):
-        out[j].append(tuple(c[i] for c in lists))
-    return out
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, owner: Ints, m: int, *columns: npt.NDArray[np.generic]) -> None:
+        rows: list[list[tuple[Any, ...]]] = [[] for _ in range(m)] if len(owner) else []
+        if len(owner):
+            for j, row in zip(
+                owner.tolist(), zip(*(c.tolist() for c in columns), strict=True), strict=True
+            ):
+                rows[j].append(row)
+        self._rows = rows
+
+    def of(self, j: int) -> list[tuple[Any, ...]]:
+        return self._rows[j] if self._rows else []
+
+
+def _entries(
+    table: tuple[Ints, Ints, npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    j: int,
+    vocab: Vocabulary,
+) -> list[tuple[str, float, float]]:
+    owner, keys, infl, overall = table
+    at = np.flatnonzero(owner == j)
+    name = vocab.name
+    return [
+        (name(k), i, o)
+        for k, i, o in zip(keys[at].tolist(), infl[at].tolist(), overall[at].tolist(), strict=True)
+    ]
 
 
 def _regions(region: str) -> tuple[str, ...]:
     return (GLOBAL_REGION,) if region == GLOBAL_REGION else (GLOBAL_REGION, region)
+
+
+_HEADLINE_BOARDS: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+
+
+def _headline_boards(regions: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Per headline score (SCORE_NAMES order), its board ids in these regions."""
+    boards = _HEADLINE_BOARDS.get(regions)
+    if boards is None:
+        boards = _HEADLINE_BOARDS[regions] = [
+            tuple(board_id(name, r, "", "") for r in regions) for name in SCORE_NAMES
+        ]
+    return boards
 
 
 def _all_boards(
@@ -243,9 +280,26 @@ def _all_boards(
     for kind, entries in zip(_KINDS, (themes, types), strict=True):
         for r in regions:
             for key, infl, overall in entries:
-                boards[board_id("overall", r, kind, key)] = overall
-                boards[board_id("influence", r, kind, key)] = infl
+                overall_id, influence_id = _slice_boards(r, kind, key)
+                boards[overall_id] = overall
+                boards[influence_id] = infl
     return boards
+
+
+_SLICE_BOARDS: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+
+def _slice_boards(region: str, kind: str, key: str) -> tuple[str, str]:
+    """The overall and influence board ids of one theme or content type in one region."""
+    ids = _SLICE_BOARDS.get((region, kind, key))
+    if ids is None:
+        if len(_SLICE_BOARDS) > 100_000:
+            _SLICE_BOARDS.clear()
+        ids = _SLICE_BOARDS[region, kind, key] = (
+            board_id("overall", region, kind, key),
+            board_id("influence", region, kind, key),
+        )
+    return ids
 
 
 def _moved_boards(
@@ -262,27 +316,25 @@ def _moved_boards(
     set_boards: dict[str, float] = {}
     joined: set[str] = set()
     left: set[str] = set()
+    headline = _headline_boards(regions)
     for s, name in enumerate(SCORE_NAMES):
         if moved[s]:
-            for r in regions:
-                set_boards[board_id(name, r, "", "")] = values[name]
+            for board in headline[s]:
+                set_boards[board] = values[name]
     for kind, slices in zip(_KINDS, (themes, types), strict=True):
         for key, infl, overall, new in slices.moved(j):
             for r in regions:
+                overall_id, influence_id = _slice_boards(r, kind, key)
                 if overall is not None:
-                    board = board_id("overall", r, kind, key)
-                    set_boards[board] = overall
-                    if new:
-                        joined.add(board)
+                    set_boards[overall_id] = overall
                 if infl is not None:
-                    board = board_id("influence", r, kind, key)
-                    set_boards[board] = infl
-                    if new:
-                        joined.add(board)
+                    set_boards[influence_id] = infl
+                if new:
+                    joined.add(overall_id)
+                    joined.add(influence_id)
         for key in slices.gone(j):
             for r in regions:
-                left.add(board_id("overall", r, kind, key))
-                left.add(board_id("influence", r, kind, key))
+                left.update(_slice_boards(r, kind, key))
     return CreatorSnapshot(
         p.creator_id, fields, set_boards, frozenset(left), join_boards=frozenset(joined)
     )
