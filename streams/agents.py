@@ -43,6 +43,7 @@ from streams.codec import RawRecord
 from streams.keys import Keys
 from streams.observability import HealthState, ObservabilityRunner, start_observability
 from streams.pipeline import Pipeline, PipelineConfig
+from streams.row_cache import RowCache
 from streams.settings import Settings, load_scoring_params
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
@@ -145,6 +146,8 @@ def install_pipeline(
     app = bundle.app
     config = PipelineConfig.from_settings(settings, rekeyed_topic_name(settings))
     batch_size, within = settings.batch_size, settings.batch_within_s
+    # Outlives the agent's pipeline object so the rebalance hooks below can empty it.
+    cache = RowCache(settings.state_cache_mb * 2**20)
     ingest: BatchIngest | None = None
     if settings.ingest == "batch":
         ingest = BatchIngest(
@@ -165,6 +168,7 @@ def install_pipeline(
                 TableStore(bundle.table, producer, settings.topic_partitions),
                 RedisSink(redis, Keys(settings.redis_prefix)),
                 KafkaSink(producer),
+                cache=cache,
             )
             if ingest is not None:
                 # The consumer bypasses the stream (streams.batching): fetches arrive whole.
@@ -184,12 +188,14 @@ def install_pipeline(
 
     # Faust sends signals as receiver(sender, *args, signal=..., **kwargs).
     async def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        cache.clear()  # (entries check the table's values anyway; this frees their memory)
         metrics.REBALANCES.inc()
         if health is not None:
             assigned = args[0] if args else kwargs.get("assigned")
             health.set_assigned(bool(assigned))
 
     async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        cache.clear()
         if health is not None:
             health.set_recovered(False)
 

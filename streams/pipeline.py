@@ -57,6 +57,7 @@ from streams.codec import (
     unknown_topic_error,
 )
 from streams.publish import plan
+from streams.row_cache import CachedState, RowCache, cached_columns
 from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord, RecordSink, SnapshotSink
 from streams.state_store import StateStore
@@ -64,6 +65,9 @@ from streams.state_store import StateStore
 log = logging.getLogger(__name__)
 
 __all__ = ["BatchResult", "Pipeline", "PipelineConfig", "RawRecord", "StateStore"]
+
+#: The decoded states a pipeline keeps by default (`streams.row_cache`).
+DEFAULT_CACHE_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ class _Output:
     records: list[OutboundRecord] = field(default_factory=list)
     writes: list[tuple[bytes, bytes]] = field(default_factory=list)
     published: list[_Published] = field(default_factory=list)
+    #: What the written states hold, decoded: (creator ids, values, heads, rows).
+    decoded: list[tuple[list[str], list[bytes], Heads, Columns]] = field(default_factory=list)
     result: BatchResult = field(default_factory=BatchResult)
 
     def absorb(self, other: _Output) -> None:
@@ -135,6 +141,7 @@ class _Output:
         self.records.extend(other.records)
         self.writes.extend(other.writes)
         self.published.extend(other.published)
+        self.decoded.extend(other.decoded)
         r, o = self.result, other.result
         for name in ("dead_letters", "applied", "duplicates", "late", "creators",
                      "states_written", "snapshots_written", "score_changes"):  # fmt: skip
@@ -156,6 +163,7 @@ class Pipeline:
         *,
         clock: Callable[[], float] = time.time,
         vocab: Vocabulary | None = None,
+        cache: RowCache | None = None,
     ) -> None:
         self._config = config
         self._params = params
@@ -165,6 +173,11 @@ class Pipeline:
         self._clock = clock
         self._kinds = config.kinds
         self._vocab = Vocabulary() if vocab is None else vocab
+        self._cache = RowCache(DEFAULT_CACHE_BYTES) if cache is None else cache
+
+    @property
+    def cache(self) -> RowCache:
+        return self._cache
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         """Run one flush to the end: sinks written, then the state table."""
@@ -183,6 +196,8 @@ class Pipeline:
 
         # Only now, with the sinks done, does the state move on (see the module docstring).
         await self._table.put_many(out.writes)
+        for written_ids, values, heads, columns in out.decoded:
+            self._cache.put_flush(written_ids, values, self._params.model_version, heads, columns)
         result.states_written = len(out.writes)
         result.snapshots_written = len(out.snapshots)
         self._observe(records, result, out.published, written_at, time.perf_counter() - started)
@@ -328,8 +343,10 @@ class Pipeline:
             if outcome <= Outcome.UPDATED:
                 taken.setdefault(owner, []).append((event, record))
         states = encode(after[0], after[1], vocab)
+        values = [envelope.wrap(params.model_version, state) for state in states]
+        out.decoded.append(([ids[i] for i in changed.tolist()], values, after[0], after[1]))
         for j, i in enumerate(changed.tolist()):
-            out.writes.append((keys[i], envelope.wrap(params.model_version, states[j])))
+            out.writes.append((keys[i], values[j]))
             if planned.unchanged[j]:
                 continue  # new facts, the same card: the state moves on, Redis stays as it is
             applied = taken.get(i, [])
@@ -376,14 +393,23 @@ class Pipeline:
 
     def _load(self, ids: list[str], keys: list[bytes]) -> tuple[Heads, Columns, list[str | None]]:
         """The stored state of each creator, and the model its last card was scored with
-        (None: no state, or one that cannot be read and starts afresh)."""
-        table = self._table
+        (None: no state, or one that cannot be read and starts afresh). States this worker
+        wrote and still holds decoded (`streams.row_cache`) are not decoded again."""
+        table, cache = self._table, self._cache
         models: list[str | None] = [None] * len(ids)
         states: list[bytes] = []
         where: list[int] = []
+        hits: list[CachedState] = []
+        hit_at: list[int] = []
         for i, key in enumerate(keys):
             value = table.get(key)
             if value is None:
+                continue
+            entry = cache.get(ids[i], value)
+            if entry is not None:
+                models[i] = entry.model_version
+                hits.append(entry)
+                hit_at.append(i)
                 continue
             try:
                 model, state = envelope.unwrap(value)
@@ -401,6 +427,9 @@ class Pipeline:
             log.error("state of creator %r is corrupt (%s); starting it afresh", ids[i], why)
             models[i] = None
         heads, columns = _place(heads, columns, np.array(where, dtype=np.int64), len(ids))
+        if hits:
+            cached = cached_columns(hits, np.array(hit_at, dtype=np.int64), len(ids))
+            heads, columns = _combine((heads, columns), cached, np.array(hit_at, dtype=np.int64))
         return heads, columns, models
 
     def _arrivals(
@@ -500,6 +529,23 @@ def _place(heads: Heads, columns: Columns, where: Ints, n: int) -> tuple[Heads, 
         rows["creator"] = where[rows["creator"]]
         placed.append(rows)
     return out, Columns(*placed)
+
+
+def _combine(
+    a: tuple[Heads, Columns], b: tuple[Heads, Columns], b_creators: Ints
+) -> tuple[Heads, Columns]:
+    """Two sets of creators of one run merged: `b` holds creators `b_creators`, `a` the rest."""
+    (ha, ca), (hb, cb) = a, b
+    heads = Heads(ha.watermark.copy(), ha.region.copy(), ha.region_ms.copy())
+    heads.watermark[b_creators] = hb.watermark[b_creators]
+    heads.region[b_creators] = hb.region[b_creators]
+    heads.region_ms[b_creators] = hb.region_ms[b_creators]
+    sections = []
+    for x, y in ((ca.posts, cb.posts), (ca.tags, cb.tags), (ca.orders, cb.orders)):
+        both = np.concatenate((x, y))
+        # Each part is sorted by (creator, hash) and a creator is in one part only.
+        sections.append(both[np.argsort(both["creator"], kind="stable")])
+    return heads, Columns(*sections)
 
 
 def _stack(first: tuple[Heads, Columns], second: tuple[Heads, Columns]) -> tuple[Heads, Columns]:
