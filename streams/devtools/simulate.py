@@ -23,6 +23,7 @@ import bisect
 import collections
 import contextlib
 import datetime as dt
+import functools
 import heapq
 import itertools
 import math
@@ -307,6 +308,17 @@ def local_price(usd: float, currency: str, fx: dict[str, Decimal]) -> Decimal:
     return base + (Decimal("0.90") if currency == "MYR" else Decimal("0.99"))
 
 
+@functools.cache
+def _themes_json(*themes: str) -> bytes:
+    """`themes` as a JSON array: one shared object per combination, not one per creator.
+
+    orjson returns even a tiny result in a buffer of a few kilobytes, which a
+    list of them per creator keeps alive: gigabytes for a large population.
+    There are only a hundred (primary, second) combinations to share.
+    """
+    return orjson.dumps(list(themes))
+
+
 def build_population(seed: int, creators: int, days: float) -> Population:
     """The creators and the brand catalogue; deterministic for (seed, creators, days)."""
     rng = random.Random(f"population:{seed}")
@@ -341,8 +353,8 @@ def build_population(seed: int, creators: int, days: float) -> Population:
         others = [t for t in THEMES if t != primary]
         rng.shuffle(others)
         c.themes = (primary, *others[: rng.choice((0, 1, 1, 2))])
-        c.themes_json = [orjson.dumps([primary])]
-        c.themes_json += [orjson.dumps([primary, t]) for t in c.themes[1:]]
+        c.themes_json = [_themes_json(primary)]
+        c.themes_json += [_themes_json(primary, t) for t in c.themes[1:]]
         cum = 0.0
         for w in habit.content_weights:
             cum += w * rng.uniform(0.5, 1.5)
