@@ -564,7 +564,11 @@ METHOD = """\
   re-snapshots, tags, orders with cancellations and refunds, 0.5 % malformed,
   1 % keyed by something other than the creator id, a few exact re-deliveries)
   into three fresh topics with aiokafka's batch API. Every consumer reads the
-  same topics with its own consumer group from the earliest offset.
+  same topics with its own consumer group from the earliest offset. The scale
+  profile's dataset comes from `bench.workload.ScaleWorkload` instead: the
+  simulator's record shapes, every one valid and keyed, and every creator of
+  the population posts at least once (the simulator's stream reaches only part
+  of a million creators).
 - **Consumers** are subprocesses started the same way: the worker
   (`creator-scores worker`), (a) `bench/faust_naive.py`, (b)
   `bench/faust_noop.py`, (c) `bench/raw_aiokafka.py`, (d) `bench/quix_peer.py`.

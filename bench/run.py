@@ -4,10 +4,11 @@ Order of a run: preload one dataset per creator count; throughput of the full
 pipeline and of every baseline over each dataset (the pipeline's output for the
 largest dataset is kept for the read, recovery and state-size scenarios);
 reads; recovery; freshness at half the pipeline's measured maximum; last, the
-scale profile (the pipeline alone over a dataset of its own, 1,000,000
-creators). Everything is written to one JSON file, then `docs/benchmarks.md`
-and `docs/benchmarks.png` are regenerated from it. Every topic, group and Redis
-key of the run carries its run id and is deleted at the end, whatever happened.
+scale profile (the pipeline alone over a dataset of its own, in which each of
+1,000,000 creators posts: `bench.workload.ScaleWorkload`). Everything is
+written to one JSON file, then `docs/benchmarks.md` and `docs/benchmarks.png`
+are regenerated from it. Every topic, group and Redis key of the run carries
+its run id and is deleted at the end, whatever happened.
 
 A scenario that fails is recorded under `errors` and the run goes on; the
 exit status is 1 when anything failed, so the smoke test notices.
@@ -42,7 +43,7 @@ from bench.common import (
     topics_of_run,
 )
 from bench.consumers import BASELINES, ConsumerSpec, Running, measure, worker_spec
-from bench.workload import Dataset, preload, preload_apart
+from bench.workload import Dataset, preload, preload_apart, scale_profile_events
 
 SCENARIOS = ("throughput", "freshness", "reads", "recovery", "state_size", "scale")
 CONSUMERS = ("pipeline", *BASELINES)
@@ -131,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale-creators", type=int, help="creators of the scale profile (default 1,000,000)"
     )
     p.add_argument(
-        "--scale-events", type=int, help="events of the scale profile (default 2,000,000)"
+        "--scale-events",
+        type=int,
+        help="events of the scale profile, at least one per creator (default three per "
+        "creator: 3,000,000)",
     )
     p.add_argument("--freshness-seconds", type=float)
     p.add_argument("--freshness-rate", type=float, help="events/s (default: half the measured max)")
@@ -211,9 +215,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise SystemExit("--creators: counts must be positive")
     events = args.events or (5_000 if smoke else 1_000_000)
     scale_creators = args.scale_creators or (2_000 if smoke else 1_000_000)
-    scale_events = args.scale_events or (4_000 if smoke else 2_000_000)
+    scale_events = args.scale_events or (2 if smoke else 3) * scale_creators
     if scale_creators < 1 or scale_events < 1:
         raise SystemExit("--scale-creators, --scale-events: must be positive")
+    if scale_events < scale_creators:
+        raise SystemExit("--scale-events: every creator posts once, so at least --scale-creators")
     worker_env: dict[str, str] = {}
     for item in args.worker_env:
         key, eq, value = item.partition("=")
@@ -383,9 +389,13 @@ class Runner:
         from bench.state_size import changelog_sizes, memory_figures
 
         plan = self.plan
-        # In a child process: the simulator's population for this many creators would
-        # otherwise stay in the harness's memory while the worker runs.
-        ds = await preload_apart(self.ctx, SCALE_LABEL, plan.scale_creators, plan.scale_events)
+        # Every creator posts, so the table the target judges holds the whole population
+        # (the simulator's stream reaches only part of it). In a child process: what
+        # producing holds per creator would otherwise stay in the harness's memory while
+        # the worker runs.
+        ds = await preload_apart(
+            self.ctx, SCALE_LABEL, plan.scale_creators, plan.scale_events, scale_profile_events
+        )
 
         async def after(run: Running, result: dict[str, Any]) -> None:
             result["state"] = await changelog_sizes(self.ctx, run.app_id)

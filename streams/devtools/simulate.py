@@ -23,6 +23,7 @@ import bisect
 import collections
 import contextlib
 import datetime as dt
+import functools
 import heapq
 import itertools
 import math
@@ -307,11 +308,24 @@ def local_price(usd: float, currency: str, fx: dict[str, Decimal]) -> Decimal:
     return base + (Decimal("0.90") if currency == "MYR" else Decimal("0.99"))
 
 
-def build_population(seed: int, creators: int, days: float) -> Population:
-    """The creators and the brand catalogue; deterministic for (seed, creators, days)."""
-    rng = random.Random(f"population:{seed}")
-    fx = usd_per_unit()
+@functools.cache
+def themes_json(*themes: str) -> bytes:
+    """`themes` as a JSON array: one shared object per combination, not one per creator.
 
+    orjson returns even a tiny result in a buffer of a few kilobytes, which a
+    list of them per creator keeps alive: gigabytes for a large population.
+    There are only a hundred (primary, second) combinations to share.
+    """
+    return orjson.dumps(list(themes))
+
+
+def build_brands(rng: random.Random, creators: int) -> list[Brand]:
+    """The brand catalogue for a population of `creators`, drawn from `rng`.
+
+    Apart from the creators, so a generator that makes its creators on the fly
+    (bench's scale workload) shares the catalogue without a population.
+    """
+    fx = usd_per_unit()
     brands: list[Brand] = []
     for b in range(min(3000, max(24, creators // 8))):
         theme = THEMES[b % len(THEMES)]
@@ -324,7 +338,19 @@ def build_population(seed: int, creators: int, days: float) -> Population:
                 brand.prices.setdefault(currency, []).append(local_price(usd, currency, fx))
         brand.campaigns = [f"cp-{b:05d}-{c}" for c in range(rng.randint(1, 3))]
         brands.append(brand)
-    by_theme = {t: tuple(b for b in brands if b.theme == t) for t in THEMES}
+    return brands
+
+
+def brands_by_theme(brands: Sequence[Brand]) -> dict[str, tuple[Brand, ...]]:
+    """The catalogue by theme, where a creator's tags and collaborations draw from."""
+    return {t: tuple(b for b in brands if b.theme == t) for t in THEMES}
+
+
+def build_population(seed: int, creators: int, days: float) -> Population:
+    """The creators and the brand catalogue; deterministic for (seed, creators, days)."""
+    rng = random.Random(f"population:{seed}")
+    brands = build_brands(rng, creators)
+    by_theme = brands_by_theme(brands)
 
     regions = _apportion(REGION_WEIGHTS, creators, rng)
     habits = _apportion({h.name: h.share for h in HABITS}, creators, rng)
@@ -341,8 +367,8 @@ def build_population(seed: int, creators: int, days: float) -> Population:
         others = [t for t in THEMES if t != primary]
         rng.shuffle(others)
         c.themes = (primary, *others[: rng.choice((0, 1, 1, 2))])
-        c.themes_json = [orjson.dumps([primary])]
-        c.themes_json += [orjson.dumps([primary, t]) for t in c.themes[1:]]
+        c.themes_json = [themes_json(primary)]
+        c.themes_json += [themes_json(primary, t) for t in c.themes[1:]]
         cum = 0.0
         for w in habit.content_weights:
             cum += w * rng.uniform(0.5, 1.5)
@@ -590,25 +616,26 @@ _KIND_OF: Final[tuple[EventKind, ...]] = ("post", "post", "tag", "order", "order
 # the garbage collector stops tracking the tuples of a large heap.
 _Pending = tuple[int, int, int, bytes, bytes]
 
-_UPDATE_PLAN: Final = (  # (probability, earliest, latest after posting, share of final counters)
+UPDATE_PLAN: Final = (  # (probability, earliest, latest after posting, share of final counters)
     (0.65, 2 * HOUR_MS, 12 * HOUR_MS, 0.45, 0.70),
     (0.45, 1 * DAY_MS, 2 * DAY_MS, 0.75, 0.92),
     (0.30, 4 * DAY_MS, 7 * DAY_MS, 0.95, 1.00),
 )
 # Records are assembled from pre-serialized JSON members: every id and name the
-# simulator makes is plain ASCII without quotes, so no escaping is needed.
+# simulator makes is plain ASCII without quotes, so no escaping is needed. The
+# templates are public so bench's scale workload writes the very same shapes.
 _CONTENT_TYPES_B: Final = tuple(t.encode() for t in CONTENT_TYPES)
-_POST_HEAD: Final = b'{"post_id":"po-%010d",%s"content_type":"%s","themes":%s,"posted_at":"%s"'
-_TAG_RECORD: Final = (
+POST_HEAD: Final = b'{"post_id":"po-%010d",%s"content_type":"%s","themes":%s,"posted_at":"%s"'
+TAG_RECORD: Final = (
     b'{"tag_id":"tg-%010d","post_id":"po-%010d","creator_id":"%s","product_id":"%s",%s,'
     b'"tagged_at":"%s"%s}'
 )
-_ORDER_HEAD: Final = (
+ORDER_HEAD: Final = (
     b'{"order_id":"or-%010d","creator_id":"%s","post_id":%s,"product_id":"%s",%s,'
     b'"quantity":%d,"amount":"%s","currency":"%s","ordered_at":%d'
 )
 # The engagement crawler stamps its observations in epoch milliseconds.
-_SNAPSHOT: Final = b'%s,"views":%d,"likes":%d,"comments":%d,"shares":%d,"observed_at":%d}'
+SNAPSHOT: Final = b'%s,"views":%d,"likes":%d,"comments":%d,"shares":%d,"observed_at":%d}'
 # Currency codes producers get wrong; any the model learns to convert are left out.
 _UNKNOWN_CURRENCIES: Final = tuple(
     c for c in ("RMB", "USDT", "EURO", "Rp", "BTC") if c not in DEFAULT_PARAMS.fx_usd_per_unit
@@ -789,7 +816,7 @@ class Simulator:
         themes = (c_themes[0], c_themes[second]) if second else (c_themes[0],)
         self._posts += 1
         post_no = self._posts
-        prefix = _POST_HEAD % (
+        prefix = POST_HEAD % (
             post_no,
             c.fields,
             _CONTENT_TYPES_B[ct],
@@ -809,7 +836,7 @@ class Simulator:
         comments = likes * h.comment_ratio * (0.6 + 0.8 * rand())
         shares = likes * h.share_ratio * (0.6 + 0.8 * rand())
         share = 0.08 + 0.22 * rand()
-        first = _SNAPSHOT % (
+        first = SNAPSHOT % (
             prefix,
             int(views * share),
             int(likes * share),
@@ -817,11 +844,11 @@ class Simulator:
             int(shares * share),
             now,
         )
-        for prob, lo, hi, s_lo, s_hi in _UPDATE_PLAN:
+        for prob, lo, hi, s_lo, s_hi in UPDATE_PLAN:
             if rand() < prob:
                 share = max(share, s_lo + (s_hi - s_lo) * rand())
                 observed = posted_at + int((lo + (hi - lo) * rand()) * scale)
-                value = _SNAPSHOT % (
+                value = SNAPSHOT % (
                     prefix,
                     int(views * share),
                     int(likes * share),
@@ -843,7 +870,7 @@ class Simulator:
                 if rand() < h.campaign_share:
                     chosen = brand.campaigns[int(rand() * len(brand.campaigns))]
                     campaign = b',"campaign_id":"%s"' % chosen.encode()
-                tag = _TAG_RECORD % (
+                tag = TAG_RECORD % (
                     self._tags,
                     post_no,
                     c.key,
@@ -868,7 +895,7 @@ class Simulator:
         delay = min(rng.expovariate(1.0 / DAY_MS), 7 * DAY_MS)
         ordered_at = posted_at + int((30_000 + delay) * scale)
         self._orders += 1
-        prefix = _ORDER_HEAD % (
+        prefix = ORDER_HEAD % (
             self._orders,
             c.key,
             # Storefront orders are credited to the creator but to no post.

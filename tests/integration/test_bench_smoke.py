@@ -173,10 +173,12 @@ def test_scale_profile_ran_alone_to_the_end_and_measured_what_it_holds(
     assert int(expected) > 0 and sampled == expected
     state = run["state"]
     assert state["available"]
-    # Only creators the events reached are held: fewer than the population, and the
-    # table the changelog rebuilds is the one the worker counted.
+    # Every creator of the scale profile posts, so the worker holds the whole
+    # population, and the table the changelog rebuilds is the one the worker counted.
+    assert dataset["source"] == "scale_profile_events"
+    assert dataset["distinct_keys"] == dataset["creators"]
     held = state["creators"]
-    assert 0 < held <= dataset["creators"]
+    assert held == dataset["creators"]
     assert held == run["worker_metrics"]["creator_scores_creators_in_state"]
     assert state["table_value_bytes_total"] > 0
     assert 0 < state["model_state_bytes_mean"] < state["table_value_bytes_mean"]
@@ -212,7 +214,7 @@ def test_every_target_is_listed_and_measured_where_a_smoke_run_can(
         else:
             assert t["pass"] in (True, False), t
     scale = next(t for t in targets if t["target"].startswith("scale:"))
-    assert "of 2,000 creators held" in scale["measured"]
+    assert "2,000 of 2,000 creators held" in scale["measured"]
 
 
 def test_report_renders_and_the_run_left_nothing_behind(
