@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from scoring.columns import DAY_MS, Columns, Heads, arrivals
+from scoring.columns import DAY_MS, arrivals, place, stack
 from scoring.events import Event, OrderEvent, PostEvent, TagEvent
 from scoring.merge import merge
 from scoring.model import score_totals
@@ -108,7 +108,7 @@ def run(events: list[Event], flush: int, warm_share: float) -> dict[str, Any]:
         where = np.array([i for i, c in enumerate(ids) if c in table], dtype=np.int64)
         with watch("decode"):
             heads, columns = decode(stored, vocab)
-        heads, columns = _place(heads, columns, where, len(ids))
+        heads, columns = place(heads, columns, where, len(ids))
         with watch("arrivals"):
             new = arrivals([(index[e.creator_id], e) for e in batch], vocab)
         with watch("merge"):
@@ -117,21 +117,7 @@ def run(events: list[Event], flush: int, warm_share: float) -> dict[str, Any]:
         if watch.on:
             changed_total += len(changed)
         # Scored before and after, as the worker scores its changed creators.
-        both_heads = Heads(
-            np.concatenate((heads.watermark, merged.heads.watermark)),
-            np.concatenate((heads.region, merged.heads.region)),
-            np.concatenate((heads.region_ms, merged.heads.region_ms)),
-        )
-        shifted = []
-        for a, b in zip(
-            (columns.posts, columns.tags, columns.orders),
-            (merged.columns.posts, merged.columns.tags, merged.columns.orders),
-            strict=True,
-        ):
-            b = b.copy()
-            b["creator"] += len(ids)
-            shifted.append(np.concatenate((a, b)))
-        both = Columns(*shifted)
+        both_heads, both = stack((heads, columns), (merged.heads, merged.columns))
         with watch("totals"):
             totals = window_totals(both, both_heads.watermark // DAY_MS, vocab, P)
         with watch("scores"):
@@ -153,19 +139,6 @@ def run(events: list[Event], flush: int, warm_share: float) -> dict[str, Any]:
         "state_bytes_mean": round(statistics.mean(sizes), 1),
         "state_bytes_p99": float(np.percentile(sizes, 99)),
     }
-
-
-def _place(heads: Heads, columns: Columns, where: np.ndarray, n: int) -> tuple[Heads, Columns]:
-    out = Heads.empty(n)
-    out.watermark[where] = heads.watermark
-    out.region[where] = heads.region
-    out.region_ms[where] = heads.region_ms
-    placed = []
-    for rows in (columns.posts, columns.tags, columns.orders):
-        rows = rows.copy()
-        rows["creator"] = where[rows["creator"]]
-        placed.append(rows)
-    return out, Columns(*placed)
 
 
 def main() -> None:

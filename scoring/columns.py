@@ -220,3 +220,81 @@ def _checked_themes(e: PostEvent) -> tuple[str, ...]:
     if len(themes) > 1 and any(a >= b for a, b in itertools.pairwise(themes)):
         themes = tuple(sorted(set(themes)))
     return themes
+
+
+# --- runs of creators ---------------------------------------------------------------
+#
+# A flush handles several runs of creators (those read from the table, those cached,
+# the ones that changed, before and after): each run numbers its creators from 0, and
+# these move creators between runs without touching their records.
+
+
+def select(heads: Heads, columns: Columns, which: Ints) -> tuple[Heads, Columns]:
+    """Creators `which` (ascending) of a run, renumbered 0..len(which)-1."""
+    renumber = np.full(len(heads), -1, dtype=np.int64)
+    renumber[which] = np.arange(len(which))
+    picked = []
+    for rows in (columns.posts, columns.tags, columns.orders):
+        keep = rows[renumber[rows["creator"]] >= 0]
+        keep["creator"] = renumber[keep["creator"]]
+        picked.append(keep)
+    return heads.take(which), Columns(*picked)
+
+
+def place(heads: Heads, columns: Columns, where: Ints, n: int) -> tuple[Heads, Columns]:
+    """Creators 0..len(where)-1 as creators `where` (ascending) of a run of n (the rest empty)."""
+    out = Heads.empty(n)
+    out.watermark[where] = heads.watermark
+    out.region[where] = heads.region
+    out.region_ms[where] = heads.region_ms
+    placed = []
+    for rows in (columns.posts, columns.tags, columns.orders):
+        rows = rows.copy()
+        rows["creator"] = where[rows["creator"]]
+        placed.append(rows)
+    return out, Columns(*placed)
+
+
+def stack(first: tuple[Heads, Columns], second: tuple[Heads, Columns]) -> tuple[Heads, Columns]:
+    """Two runs as one: the second's creators numbered after the first's."""
+    (h1, c1), (h2, c2) = first, second
+    shift = len(h1)
+    heads = Heads(
+        np.concatenate((h1.watermark, h2.watermark)),
+        np.concatenate((h1.region, h2.region)),
+        np.concatenate((h1.region_ms, h2.region_ms)),
+    )
+    sections = []
+    for a, b in ((c1.posts, c2.posts), (c1.tags, c2.tags), (c1.orders, c2.orders)):
+        b = b.copy()
+        b["creator"] += shift
+        sections.append(np.concatenate((a, b)))
+    return heads, Columns(*sections)
+
+
+def overlay(
+    base: tuple[Heads, Columns], top: tuple[Heads, Columns], top_creators: Ints
+) -> tuple[Heads, Columns]:
+    """One run from two of the same length: creators `top_creators` from `top`, the rest
+    from `base` (each run holds records only for its own creators)."""
+    (hb, cb), (ht, ct) = base, top
+    heads = Heads(hb.watermark.copy(), hb.region.copy(), hb.region_ms.copy())
+    heads.watermark[top_creators] = ht.watermark[top_creators]
+    heads.region[top_creators] = ht.region[top_creators]
+    heads.region_ms[top_creators] = ht.region_ms[top_creators]
+    sections = []
+    for x, y in ((cb.posts, ct.posts), (cb.tags, ct.tags), (cb.orders, ct.orders)):
+        both = np.concatenate((x, y))
+        # Each part is sorted by (creator, hash) and a creator is in one part only.
+        sections.append(both[np.argsort(both["creator"], kind="stable")])
+    return heads, Columns(*sections)
+
+
+def distinct(values: Ints) -> Ints:
+    """The distinct values, ascending (a sort, without np.unique's overheads)."""
+    if not len(values):
+        return values
+    s = np.sort(values)
+    keep = np.ones(len(s), dtype=np.bool_)
+    keep[1:] = s[1:] != s[:-1]
+    return s[keep]

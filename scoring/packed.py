@@ -8,18 +8,24 @@ no memo. It is canonical (equal states give equal bytes) and compact:
 body: a fixed header (watermark, region time, record counts, sizes), the texts
 (the region, then the sorted names the records use, `\\x00`-joined, or
 length-prefixed when a name holds `\\x00`), the sorted campaign hashes (uint32),
-one width code per column (0-3: 1, 2, 4 or 8 bytes, the narrowest that fits every
-value of the column; id hashes always 8), then posts, tags and orders as fixed-size
-rows sorted by id hash:
+the sorted other post hashes (uint64, below), one width code per column (0-3: 1,
+2, 4 or 8 bytes, the narrowest that fits every value of the column; id hashes
+always 8), then posts, tags and orders as fixed-size rows sorted by id hash:
 
     post:  hash, days before the watermark's day, ms of the day, observed (0: none,
            else 1 + zigzag of observed - posted), views, likes, comments, shares,
            content type, brand (1 + name index, 0: none), themes (1 + index, 0: none)
-    tag:   hash, days before the watermark's day, post hash, brand, theme,
+    tag:   hash, days before the watermark's day, post (a link), brand, theme,
            campaign (1 + index, 0: none)
-    order: hash, days before the watermark's day, post hash (0: none), status
-           (+4: no post), amount as decimal mantissa and exponent (19.99 = 19990000
-           millionths -> 1999, 4), quantity, currency, brand, theme
+    order: hash, days before the watermark's day, post (a link, 0: none), status,
+           amount as decimal mantissa and exponent (19.99 = 19990000 millionths ->
+           1999, 4), quantity, currency, brand, theme
+
+A link names a post by its row among the value's posts (1 + row), or, for a post the
+creator does not hold (not yet seen, or out of the window), by its id hash in the
+value's sorted table of other post hashes (1 + posts + place), since tags and orders
+almost always name one of the creator's own posts: an index of a byte or two
+instead of an 8-byte hash.
 
 Names are indices into the value's own sorted names, so a value reads the same in
 any worker; `decode` maps them to the reading worker's vocabulary codes. Bodies
@@ -42,19 +48,26 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from scoring.columns import DAY_MS, ORDER, POST, TAG, Columns, Heads, Ints, Rows
+from scoring.columns import DAY_MS, ORDER, POST, TAG, Columns, Heads, Ints, Rows, distinct, place
+from scoring.merge import keys, locate
 from scoring.vocab import NONE, Vocabulary
 
 MAGIC: Final = b"CS"
 FORMAT: Final = 3
 FLAG_ZLIB: Final = 1
 FLAG_SIZED: Final = 2
+#: The header's counts are 4 bytes each (else 2: a creator past 65,535 of anything is rare).
+FLAG_WIDE: Final = 4
 ZLIB_ABOVE: Final = 4096
 _ZLIB_LEVEL: Final = 1
 _MAX_BODY: Final = 64 * 1024 * 1024
-_HEADER: Final = struct.Struct(
-    "<qqIIIIII"
-)  # watermark, region ms, counts x3, names, campaigns, text
+#: Watermark; the region's post time (narrow: as 1 + ms before the watermark, 0: none;
+#: wide: as itself, -1: none); the counts: posts, tags, orders, names, campaigns, other
+#: post hashes, text length. Narrow: 4-byte region time, 2-byte counts; wide (FLAG_WIDE,
+#: only when a value does not fit the narrow form): 8 and 4 bytes.
+_HEADER: Final = struct.Struct("<qIHHHHHHH")
+_HEADER_WIDE: Final = struct.Struct("<qqIIIIIII")
+_PACKED_CODES: Final = 7  # 27 width codes of 2 bits, 4 to a byte
 _CRC: Final = struct.Struct("<I")
 _WIDTHS: Final = ("<u1", "<u2", "<u4", "<u8")
 _TOPS: Final = np.array([2**8, 2**16, 2**32], dtype=np.uint64)
@@ -68,7 +81,7 @@ _COLUMNS: Final = (
     ("h", "dday", "post", "status", "mantissa", "exponent", "quantity", "currency", "brand",
      "theme"),
 )  # fmt: skip
-_HASHES: Final = (frozenset({"h"}), frozenset({"h", "post"}), frozenset({"h", "post"}))
+_HASHES: Final = (frozenset({"h"}), frozenset({"h"}), frozenset({"h"}))
 _N_CODES: Final = sum(len(c) for c in _COLUMNS)
 _POW10: Final = np.array([10**i for i in range(19)], dtype=np.int64)
 _DTYPES: dict[tuple[int, bytes], np.dtype[np.void]] = {}
@@ -121,7 +134,7 @@ def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
     names.build()
 
     campaign_on = tags["campaign"] >= 0
-    campaign_keys = _distinct((tags["creator"][campaign_on] << 32) | tags["campaign"][campaign_on])
+    campaign_keys = distinct((tags["creator"][campaign_on] << 32) | tags["campaign"][campaign_on])
     campaign_owner = campaign_keys >> 32
     campaign_start = np.searchsorted(campaign_owner, np.arange(n))
     campaign_index = np.zeros(len(tags), dtype=np.int64)
@@ -133,6 +146,7 @@ def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
     )
 
     pc = posts["creator"]
+    links = _Links(n, posts, tags, orders)
     posted = posts["day"] * DAY_MS + posts["ms"]
     obs = posts["observed"]
     observed = np.where(
@@ -147,10 +161,10 @@ def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
             "themes": names.index(2, optional=True),
         }),
         _section(n, tags["creator"], {
-            "h": tags["h"], "dday": wm_day[tags["creator"]] - tags["day"], "post": tags["post"],
+            "h": tags["h"], "dday": wm_day[tags["creator"]] - tags["day"], "post": links.tags,
             "brand": names.index(3), "theme": names.index(4), "campaign": campaign_index,
         }),
-        _orders_section(n, orders, wm_day, names),
+        _orders_section(n, orders, wm_day, names, links.orders),
     )  # fmt: skip
 
     # Width codes per creator and section: the narrowest width of every column.
@@ -173,19 +187,35 @@ def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
     counts = [sec.counts.tolist() for sec in sections]
     n_names = names.counts.tolist()
     n_campaigns = np.diff(np.append(campaign_start, len(campaign_keys))).tolist()
+    extra_bytes = _per_creator_bytes(links.extra_h, links.extra_start[:-1], n, "<u8")
+    n_extra = np.diff(links.extra_start).tolist()
     watermarks, region_ms = heads.watermark.tolist(), heads.region_ms.tolist()
-    code_rows = [bytes(row) for row in codes]
+    padded = np.zeros((n, 4 * _PACKED_CODES), dtype=np.uint8)
+    padded[:, :_N_CODES] = codes
+    code_rows = [
+        bytes(row)
+        for row in padded[:, 0::4]
+        | padded[:, 1::4] << 2
+        | padded[:, 2::4] << 4
+        | padded[:, 3::4] << 6
+    ]
     out = []
     for c in range(n):
         text, sized = texts[c]
+        tallies = (counts[0][c], counts[1][c], counts[2][c], n_names[c], n_campaigns[c],
+                   n_extra[c], len(text))  # fmt: skip
+        region_back = 0 if region_ms[c] < 0 else watermarks[c] - region_ms[c] + 1
+        wide = max(tallies) > 0xFFFF or not 0 <= region_back <= 0xFFFFFFFF
+        if wide:
+            head = _HEADER_WIDE.pack(watermarks[c], region_ms[c], *tallies)
+        else:
+            head = _HEADER.pack(watermarks[c], region_back, *tallies)
         body = b"".join(
             (
-                _HEADER.pack(
-                    watermarks[c], region_ms[c], counts[0][c], counts[1][c], counts[2][c],
-                    n_names[c], n_campaigns[c], len(text),
-                ),
+                head,
                 text,
                 campaign_bytes[c],
+                extra_bytes[c],
                 code_rows[c],
                 packed[0][c],
                 packed[1][c],
@@ -193,7 +223,7 @@ def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
             )
         )  # fmt: skip
         crc = _CRC.pack(zlib.crc32(body))
-        flags = FLAG_SIZED if sized else 0
+        flags = (FLAG_SIZED if sized else 0) | (FLAG_WIDE if wide else 0)
         if len(body) > ZLIB_ABOVE:
             small = zlib.compress(body, _ZLIB_LEVEL)
             if len(small) < len(body):
@@ -203,14 +233,14 @@ def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
     return out
 
 
-def _orders_section(n: int, orders: Rows, wm_day: Ints, names: _NameTables) -> _Section:
+def _orders_section(
+    n: int, orders: Rows, wm_day: Ints, names: _NameTables, links: Ints
+) -> _Section:
     oc = orders["creator"]
     mantissa, exponent = _decimal(orders["micros"])
-    has_post = orders["has_post"] != 0
     return _section(n, oc, {
-        "h": orders["h"], "dday": wm_day[oc] - orders["day"],
-        "post": np.where(has_post, orders["post"], np.uint64(0)),
-        "status": orders["status"] | np.where(has_post, 0, 4), "mantissa": mantissa,
+        "h": orders["h"], "dday": wm_day[oc] - orders["day"], "post": links,
+        "status": orders["status"], "mantissa": mantissa,
         "exponent": exponent, "quantity": orders["quantity"], "currency": names.index(5),
         "brand": names.index(6), "theme": names.index(7),
     })  # fmt: skip
@@ -293,13 +323,44 @@ def _decimal(micros: Ints) -> tuple[Ints, Ints]:
         exponent[strip] += 1
 
 
-def _distinct(values: Ints) -> Ints:
-    if not len(values):
-        return values
-    s = np.sort(values)
-    keep = np.ones(len(s), dtype=np.bool_)
-    keep[1:] = s[1:] != s[:-1]
-    return s[keep]
+_LINK_ROW: Final = np.dtype([("creator", np.int64), ("h", np.uint64)])
+
+
+class _Links:
+    """Tags' and orders' posts as links (see the module docstring), and each creator's
+    table of the post hashes it names but does not hold."""
+
+    def __init__(self, n: int, posts: Rows, tags: Rows, orders: Rows) -> None:
+        post_keys = keys(posts["creator"], posts["h"])
+        post_start = np.searchsorted(posts["creator"], np.arange(n + 1))
+        has_post = orders["has_post"] != 0
+        parts = []
+        for rows, named in ((tags, np.ones(len(tags), dtype=np.bool_)), (orders, has_post)):
+            at, held = locate(posts, post_keys, rows["creator"], rows["post"])
+            held &= named
+            link = np.zeros(len(rows), dtype=np.int64)
+            link[held] = at[held] - post_start[rows["creator"][held]] + 1
+            parts.append((rows, link, named & ~held))
+        extra = np.empty(sum(int(m.sum()) for _, _, m in parts), dtype=_LINK_ROW)
+        extra["creator"] = np.concatenate([r["creator"][m] for r, _, m in parts])
+        extra["h"] = np.concatenate([r["post"][m] for r, _, m in parts])
+        extra = extra[np.lexsort((extra["h"], extra["creator"]))]
+        if len(extra) > 1:
+            keep = np.ones(len(extra), dtype=np.bool_)
+            keep[1:] = (extra["creator"][1:] != extra["creator"][:-1]) | (
+                extra["h"][1:] != extra["h"][:-1]
+            )
+            extra = extra[keep]
+        self.extra_h: npt.NDArray[np.uint64] = extra["h"]
+        self.extra_start: Ints = np.searchsorted(extra["creator"], np.arange(n + 1))
+        extra_keys = keys(extra["creator"], extra["h"])
+        n_posts = np.diff(post_start)
+        for rows, link, missing in parts:
+            at, _ = locate(extra, extra_keys, rows["creator"][missing], rows["post"][missing])
+            c = rows["creator"][missing]
+            link[missing] = n_posts[c] + 1 + at - self.extra_start[c]
+        self.tags: Ints = parts[0][1]
+        self.orders: Ints = parts[1][1]
 
 
 class _NameTables:
@@ -320,7 +381,7 @@ class _NameTables:
     def build(self) -> None:
         keys = [c * self.span + self.ranks[np.maximum(v, 0)] for c, v in self.parts]
         present = [v >= 0 for _, v in self.parts]
-        self.keys = _distinct(np.concatenate([k[p] for k, p in zip(keys, present, strict=True)]))
+        self.keys = distinct(np.concatenate([k[p] for k, p in zip(keys, present, strict=True)]))
         owner = self.keys // self.span
         self.starts = np.searchsorted(owner, np.arange(self.n))
         self.counts = np.bincount(owner, minlength=self.n)
@@ -367,6 +428,7 @@ class _Parsed:
     region: int
     names: list[int]  # vocabulary codes of the value's names
     campaigns: bytes  # uint32 each
+    others: bytes  # uint64 each: the post hashes the value names but does not hold
     body: bytes
     #: Per section: (offset of the rows in `body`, row count, width codes).
     sections: tuple[tuple[int, int, bytes], tuple[int, int, bytes], tuple[int, int, bytes]]
@@ -405,24 +467,14 @@ def decode_each(values: Sequence[bytes], vocab: Vocabulary) -> tuple[Heads, Colu
         good.append(value)
         where.append(i)
     heads, columns = decode(good, vocab)
-    return (*_spread(heads, columns, np.array(where, dtype=np.int64), len(values)), problems)
-
-
-def _spread(heads: Heads, columns: Columns, where: Ints, n: int) -> tuple[Heads, Columns]:
-    """Creators 0..len(where)-1 renumbered to `where`, among n creators (the rest empty)."""
-    out = Heads.empty(n)
-    out.watermark[where] = heads.watermark
-    out.region[where] = heads.region
-    out.region_ms[where] = heads.region_ms
-    moved = []
-    for rows in (columns.posts, columns.tags, columns.orders):
-        rows = rows.copy()
-        rows["creator"] = where[rows["creator"]] if len(rows) else rows["creator"]
-        moved.append(rows)
-    return out, Columns(*moved)
+    return (*place(heads, columns, np.array(where, dtype=np.int64), len(values)), problems)
 
 
 _SECTION_AT: Final = (0, len(_COLUMNS[0]), len(_COLUMNS[0]) + len(_COLUMNS[1]), _N_CODES)
+#: The width codes of a section without rows: every column 1 byte, id hashes 8.
+_EMPTY_CODES: Final = tuple(
+    bytes(3 if name in _HASHES[i] else 0 for name in _COLUMNS[i]) for i in range(3)
+)
 _HASH_CODES: Final = tuple(
     _SECTION_AT[i] + _COLUMNS[i].index(name) for i in range(3) for name in sorted(_HASHES[i])
 )
@@ -437,7 +489,7 @@ def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
     if data[2] != FORMAT:
         raise ValueError(f"state format {data[2]}, this worker reads format {FORMAT}")
     flags = data[3]
-    if flags & ~(FLAG_ZLIB | FLAG_SIZED):
+    if flags & ~(FLAG_ZLIB | FLAG_SIZED | FLAG_WIDE):
         raise ValueError(f"unknown flags {flags:#x}")
     body = data[4:-4]
     if flags & FLAG_ZLIB:
@@ -449,12 +501,22 @@ def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
             raise ValueError("compressed body below the compression threshold")
     if _CRC.pack(zlib.crc32(body)) != data[-4:]:
         raise ValueError("checksum mismatch")
-    (watermark, region_ms, n_posts, n_tags, n_orders, n_names, n_campaigns,
-     text_len) = _HEADER.unpack_from(body)  # fmt: skip
-    if watermark < 0 or region_ms < -1:
+    header = _HEADER_WIDE if flags & FLAG_WIDE else _HEADER
+    (watermark, region, n_posts, n_tags, n_orders, n_names, n_campaigns, n_others,
+     text_len) = header.unpack_from(body)  # fmt: skip
+    if flags & FLAG_WIDE:
+        region_ms = region
+        back = 0 if region_ms < 0 else watermark - region_ms + 1
+        if max(n_posts, n_tags, n_orders, n_names, n_campaigns, n_others,
+               text_len) <= 0xFFFF and 0 <= back <= 0xFFFFFFFF:  # fmt: skip
+            raise ValueError("a wide header whose values all fit the narrow one")
+    else:
+        region_ms = -1 if region == 0 else watermark - region + 1
+    if watermark < 0 or region_ms < -1 or region_ms > watermark:
         raise ValueError("bad header")
-    pos = _HEADER.size
-    if text_len + 4 * n_campaigns + _N_CODES + 8 * (n_posts + n_tags + n_orders) > len(body) - pos:
+    pos = header.size
+    sizes = text_len + 4 * n_campaigns + 8 * n_others + _PACKED_CODES
+    if sizes + 8 * (n_posts + n_tags + n_orders) > len(body) - pos:
         raise ValueError("counts exceed the data")
     texts = _texts(body[pos : pos + text_len], n_names + 1, bool(flags & FLAG_SIZED))
     pos += text_len
@@ -466,21 +528,44 @@ def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
         raise ValueError("region not canonical")
     campaigns = body[pos : pos + 4 * n_campaigns]
     pos += 4 * n_campaigns
-    codes = body[pos : pos + _N_CODES]
-    pos += _N_CODES
-    if max(codes) > 3 or any(codes[i] != 3 for i in _HASH_CODES):
-        raise ValueError("bad width code (or an id hash not 8 bytes)")
+    others = body[pos : pos + 8 * n_others]
+    pos += 8 * n_others
+    codes = _unpacked_codes(body[pos : pos + _PACKED_CODES])
+    pos += _PACKED_CODES
+    if any(codes[i] != 3 for i in _HASH_CODES):
+        raise ValueError("bad width code (an id hash not 8 bytes)")
     sections = []
     for i, count in enumerate((n_posts, n_tags, n_orders)):
         section_codes = codes[_SECTION_AT[i] : _SECTION_AT[i + 1]]
+        if not count and section_codes != _EMPTY_CODES[i]:
+            raise ValueError("columns not at their narrowest widths (an empty section)")
         sections.append((pos, count, section_codes))
         pos += _row_dtype(i, section_codes).itemsize * count
     if pos != len(body):
         raise ValueError("rows do not fill the data")
     return _Parsed(
         watermark, region_ms, vocab.code(region) if region else NONE, vocab.codes(table),
-        campaigns, body, (sections[0], sections[1], sections[2]),
+        campaigns, others, body, (sections[0], sections[1], sections[2]),
     )  # fmt: skip
+
+
+_UNPACKED: dict[bytes, bytes] = {}
+
+
+def _unpacked_codes(packed: bytes) -> bytes:
+    """The 27 width codes of their 7 packed bytes (remembered: few layouts recur)."""
+    codes = _UNPACKED.get(packed)
+    if codes is None:
+        if len(packed) != _PACKED_CODES:
+            raise ValueError("width codes truncated")
+        every = bytes((b >> shift) & 3 for b in packed for shift in (0, 2, 4, 6))
+        if any(every[_N_CODES:]):
+            raise ValueError("width code padding not zero")
+        codes = every[:_N_CODES]
+        if len(_UNPACKED) > 4096:
+            _UNPACKED.clear()
+        _UNPACKED[packed] = codes
+    return codes
 
 
 def _texts(blob: bytes, n: int, sized: bool) -> list[str]:
@@ -520,12 +605,77 @@ def _convert(parsed: list[_Parsed]) -> tuple[Heads, Columns]:
     wm_day = heads.watermark // DAY_MS
     names = (name_start, name_counts, name_flat)
     campaigns = (camp_start, camp_counts, camp_flat)
-    posts, tags, orders = (
-        _section_rows(i, dtype, parsed, wm_day, names, campaigns)
-        for i, dtype in enumerate((POST, TAG, ORDER))
-    )
+    posts = _section_rows(0, POST, parsed, wm_day, names, campaigns, None)
+    links = _LinkTargets.of(posts, parsed)
+    tags = _section_rows(1, TAG, parsed, wm_day, names, campaigns, links)
+    orders = _section_rows(2, ORDER, parsed, wm_day, names, campaigns, links)
     _check_used(posts, tags, orders, name_counts, camp_counts, n)
+    links.check_used(tags, orders)
     return heads, Columns(posts, tags, orders)
+
+
+@dataclass(slots=True)
+class _LinkTargets:
+    """What links point at: each creator's posts (rows in hash order) and other hashes."""
+
+    post_h: npt.NDArray[np.uint64]
+    post_start: Ints
+    post_counts: Ints
+    other_h: npt.NDArray[np.uint64]
+    other_start: Ints
+    other_counts: Ints
+
+    @classmethod
+    def of(cls, posts: Rows, parsed: list[_Parsed]) -> _LinkTargets:
+        n = len(parsed)
+        post_counts = np.bincount(posts["creator"], minlength=n)
+        other_counts = np.array([len(p.others) // 8 for p in parsed], dtype=np.int64)
+        other_h = np.frombuffer(b"".join([p.others for p in parsed]), dtype="<u8").astype(np.uint64)
+        targets = cls(
+            posts["h"], np.cumsum(post_counts) - post_counts, post_counts,
+            other_h, np.cumsum(other_counts) - other_counts, other_counts,
+        )  # fmt: skip
+        if len(other_h):
+            owner = np.repeat(np.arange(n), other_counts)
+            rising = other_h[1:] > other_h[:-1]
+            if not (rising | (owner[1:] != owner[:-1])).all():
+                raise ValueError("other post hashes not sorted")
+            held_keys = keys(posts["creator"], posts["h"])
+            _, held = locate(posts, held_keys, owner, other_h)
+            if held.any():
+                raise ValueError("a post the value holds among its other post hashes")
+        return targets
+
+    def hashes(self, creator: Ints, link: Ints, *, optional: bool) -> npt.NDArray[np.uint64]:
+        """The post hash of each link (0 where an optional link is 0)."""
+        n_posts = self.post_counts[creator]
+        top = n_posts + self.other_counts[creator]
+        if ((link > top) | (link < (0 if optional else 1))).any():
+            raise ValueError("post link out of range")
+        own = (link >= 1) & (link <= n_posts)
+        other = link > n_posts
+        out = np.zeros(len(link), dtype=np.uint64)
+        if own.any():
+            out[own] = self.post_h[self.post_start[creator[own]] + link[own] - 1]
+        if other.any():
+            at = self.other_start[creator[other]] + link[other] - n_posts[other] - 1
+            out[other] = self.other_h[at]
+        return out
+
+    def check_used(self, tags: Rows, orders: Rows) -> None:
+        """Every other post hash a value lists is named by one of its tags or orders."""
+        if not len(self.other_h):
+            return
+        named = np.concatenate((tags["post"], orders["post"][orders["has_post"] != 0]))
+        owners = np.concatenate((tags["creator"], orders["creator"][orders["has_post"] != 0]))
+        table = np.empty(len(self.other_h), dtype=_LINK_ROW)
+        table["creator"] = np.repeat(np.arange(len(self.other_counts)), self.other_counts)
+        table["h"] = self.other_h
+        at, found = locate(table, keys(table["creator"], table["h"]), owners, named)
+        used = np.zeros(len(table), dtype=np.bool_)
+        used[at[found]] = True
+        if not used.all():
+            raise ValueError("unused other post hash in the table")
 
 
 def _check_sorted_runs(values: Ints, starts: Ints, counts: Ints, problem: str) -> None:
@@ -549,6 +699,7 @@ def _section_rows(
     wm_day: Ints,
     names: _Names,
     campaigns: _Names,
+    links: _LinkTargets | None,
 ) -> Rows:
     counts = np.array([p.sections[section][1] for p in parsed], dtype=np.int64)
     total = int(counts.sum())
@@ -573,7 +724,7 @@ def _section_rows(
         creator = np.repeat(member, counts[member])
         block = np.empty(len(raw), dtype=dtype)
         block["creator"] = creator
-        _fill(section, block, raw, creator, wm_day, names, campaigns)
+        _fill(section, block, raw, creator, wm_day, names, campaigns, links)
         _check_widths(section, raw, dt, member, counts)
         out[_ranges(starts[member], counts[member])] = block
     owner, h = out["creator"], out["h"]
@@ -604,6 +755,7 @@ def _fill(
     wm_day: Ints,
     names: _Names,
     campaigns: _Names,
+    links: _LinkTargets | None,
 ) -> None:
     name_start, name_counts, name_flat = names
     camp_start, camp_counts, camp_flat = campaigns
@@ -637,7 +789,8 @@ def _fill(
         block["brand"] = name("brand", optional=True)
         block["themes"] = name("themes", optional=True)
     elif section == 1:
-        block["post"] = raw["post"]
+        assert links is not None
+        block["post"] = links.hashes(creator, ints("post"), optional=False)
         block["brand"] = name("brand")
         block["theme"] = name("theme")
         index = ints("campaign")
@@ -649,13 +802,12 @@ def _fill(
             else -1, -1,
         )  # fmt: skip
     else:
+        assert links is not None
         status = ints("status")
-        if ((status & 3) == 3).any() or (status > 6).any():
+        if (status > 2).any():
             raise ValueError("order status out of range")
-        no_post = (status & 4) != 0
-        post = raw["post"].astype(np.uint64)
-        if (no_post & (post != 0)).any():
-            raise ValueError("order without a post names one")
+        link = ints("post")
+        post = links.hashes(creator, link, optional=True)
         mantissa, exponent = ints("mantissa"), ints("exponent")
         if (exponent > 18).any():
             raise ValueError("order amount out of range")
@@ -664,14 +816,14 @@ def _fill(
         if (mantissa > (_LIMIT - 1) // _POW10[exponent]).any():
             raise ValueError("order amount out of range")
         micros = mantissa * _POW10[exponent]
-        block["status"] = status & 3
+        block["status"] = status
         block["micros"] = micros
         block["quantity"] = ints("quantity")
         block["currency"] = name("currency")
         block["brand"] = name("brand")
         block["theme"] = name("theme")
         block["post"] = post
-        block["has_post"] = ~no_post
+        block["has_post"] = link != 0
 
 
 def _check_widths(
@@ -704,11 +856,11 @@ def _check_used(
         (orders["creator"], orders["brand"]), (orders["creator"], orders["theme"]),
     ]  # fmt: skip
     pairs = [(c[v >= 0] << 32) | v[v >= 0] for c, v in parts]
-    used = _distinct(np.concatenate(pairs)) if pairs else np.zeros(0, dtype=np.int64)
+    used = distinct(np.concatenate(pairs)) if pairs else np.zeros(0, dtype=np.int64)
     if not np.array_equal(np.bincount(used >> 32, minlength=n), name_counts):
         raise ValueError("unused name in the table")
     on = tags["campaign"] >= 0
-    used_c = _distinct((tags["creator"][on] << 32) | tags["campaign"][on])
+    used_c = distinct((tags["creator"][on] << 32) | tags["campaign"][on])
     if not np.array_equal(np.bincount(used_c >> 32, minlength=n), camp_counts):
         raise ValueError("unused campaign in the table")
 

@@ -91,7 +91,7 @@ def _c(weight: float, kind: CurveKind, baseline: float, steepness: float = 1.0) 
     return Component(weight=weight, kind=kind, baseline=baseline, steepness=steepness)
 
 
-#: Component names per score; the formulas in `scoring.scores` read exactly these.
+#: Component names per score; the formulas in `scoring.model` read exactly these.
 DEFAULT_SCORES: Mapping[str, Mapping[str, Component]] = {
     "cooperation": {
         "collab_posts_per_week": _c(0.35, "ratio", 1.0, 1.2),

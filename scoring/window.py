@@ -24,7 +24,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from scoring.columns import Columns, Ints, Rows
+from scoring.columns import Columns, Ints, Rows, distinct
 from scoring.merge import keys, locate
 from scoring.params import Params
 from scoring.vocab import NONE, Vocabulary
@@ -158,7 +158,7 @@ def window_totals(columns: Columns, last_day: Ints, vocab: Vocabulary, params: P
 
     tc, tday = tags["creator"], tags["day"]
     with_campaign = tags["campaign"] >= 0
-    campaign_keys = _distinct((tc[with_campaign] << 32) | tags["campaign"][with_campaign])
+    campaign_keys = distinct((tc[with_campaign] << 32) | tags["campaign"][with_campaign])
     campaigns = np.bincount(campaign_keys >> 32, minlength=n)
 
     oc, status = orders["creator"], orders["status"]
@@ -238,16 +238,6 @@ def _in_window(rows: Rows, first: Ints, last: Ints) -> Rows:
 def _present(codes: Ints) -> Ints:
     """The distinct codes (non-negative, from a small vocabulary), ascending."""
     return np.flatnonzero(np.bincount(codes)) if len(codes) else codes[:0]
-
-
-def _distinct(values: Ints) -> Ints:
-    """The distinct values, ascending (a sort, without np.unique's overheads)."""
-    if not len(values):
-        return values
-    s = np.sort(values)
-    keep = np.ones(len(s), dtype=np.bool_)
-    keep[1:] = s[1:] != s[:-1]
-    return s[keep]
 
 
 def _dense(codes: Ints, ranks: Ints) -> tuple[Ints, Ints]:
@@ -435,7 +425,7 @@ def _brands(
     c = np.concatenate((collab[0], tags[0]))
     b = np.concatenate((collab[1], tags[1]))
     day = np.concatenate((collab[2], tags[2]))
-    content = _distinct((c * v + b) * window + (day - first[c]))
+    content = distinct((c * v + b) * window + (day - first[c]))
     pair = content // window
     offset = content % window
     starts = np.ones(len(pair), dtype=np.bool_)
@@ -446,14 +436,14 @@ def _brands(
     earliest = offset[index]
     latest = np.maximum.reduceat(offset, index) if len(index) else offset[:0]
     half = window // 2
-    selling_pairs = _distinct(placed[0] * v + placed[1])
+    selling_pairs = distinct(placed[0] * v + placed[1])
     owner = partner // v
     partners = np.bincount(owner, minlength=n)
     content_days = np.bincount(owner, weights=days, minlength=n).astype(np.int64)
     depth = np.zeros(n)
     has = partners > 0
     depth[has] = content_days[has] / partners[has]
-    all_pairs = _distinct(np.concatenate((partner, selling_pairs)))
+    all_pairs = distinct(np.concatenate((partner, selling_pairs)))
     return _BrandFigures(
         brands=np.bincount(all_pairs // v, minlength=n),
         partners=partners,
@@ -481,7 +471,7 @@ def _groups(creator: Ints, code: Ints, ranks: Ints) -> tuple[tuple[Ints, Ints], 
     r = ranks[code]
     span = int(ranks.max()) + 1
     pair_key = creator * span + r
-    unique = _distinct(pair_key)
+    unique = distinct(pair_key)
     inverse = np.searchsorted(unique, pair_key)
     order_codes = np.empty(span, dtype=np.int64)
     order_codes[ranks] = np.arange(len(ranks))

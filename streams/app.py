@@ -44,13 +44,13 @@ def changelog_topic_name(settings: Settings) -> str:
     return f"{settings.app_id}-{TABLE_NAME}-changelog"
 
 
-#: The changelog is compacted, in segments of 16 MiB (or 10 minutes) with a low dirty
+#: The changelog is compacted, in segments of 4 MiB (or 10 minutes) with a low dirty
 #: ratio, so that the log cleaner can work while the worker runs: Kafka never compacts
 #: the active segment (1 GiB by default), and a worker taking over replays every record
-#: left in it. Below ~16 MiB per partition nothing rolls, so small runs see no difference.
+#: left in it. Below ~4 MiB per partition nothing rolls, so small runs see no difference.
 CHANGELOG_TOPIC_CONFIG: dict[str, str] = {
     "cleanup.policy": "compact",
-    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.bytes": str(4 * 1024 * 1024),
     "segment.ms": str(10 * 60 * 1000),
     "min.cleanable.dirty.ratio": "0.1",
 }

@@ -18,8 +18,8 @@ own commit logic therefore commits exactly the offsets whose batch reached the s
 and the table.
 
 Changelog records pay the same per-message price: Faust's recovery takes each one off a
-queue in its own loop turn (~300 us of CPU here), so a worker replaying 100,000 state
-records spent over 30 s before it served again. `ChangelogBulk` applies a fetch's
+queue in its own loop turn, so a worker replaying its state table spent far longer
+recovering than reading the records (bench/commentary.md). `ChangelogBulk` applies a fetch's
 changelog records to their table in one `apply_changelog_batch` call and does the
 recovery service's bookkeeping for them (offsets, the end-of-recovery signal, standbys
 ready), the same steps `Recovery._slurp_changelogs` takes per event.

@@ -35,7 +35,18 @@ import numpy as np
 import orjson
 
 from scoring.changes import Published, score_changes
-from scoring.columns import DAY_MS, Arrivals, Columns, Heads, Ints, arrivals
+from scoring.columns import (
+    DAY_MS,
+    Arrivals,
+    Columns,
+    Heads,
+    Ints,
+    arrivals,
+    overlay,
+    place,
+    select,
+    stack,
+)
 from scoring.events import Event, EventKind
 from scoring.merge import Outcome, merge
 from scoring.model import score_totals
@@ -318,9 +329,9 @@ class Pipeline:
             return
         # The cards before (where this model can recompute them) and after, scored together.
         comparable = [i for i in changed.tolist() if models[i] == params.model_version]
-        before = _select(heads, columns, np.array(comparable, dtype=np.int64))
-        after = _select(merged.heads, merged.columns, changed)
-        both_heads, both_columns = _stack(before, after)
+        before = select(heads, columns, np.array(comparable, dtype=np.int64))
+        after = select(merged.heads, merged.columns, changed)
+        both_heads, both_columns = stack(before, after)
         totals = window_totals(both_columns, both_heads.watermark // DAY_MS, vocab, params)
         scores = score_totals(totals, params)
         published = self._published(ids, changed, comparable, models, both_heads)
@@ -426,10 +437,10 @@ class Pipeline:
             i = where[int(at)]
             log.error("state of creator %r is corrupt (%s); starting it afresh", ids[i], why)
             models[i] = None
-        heads, columns = _place(heads, columns, np.array(where, dtype=np.int64), len(ids))
+        heads, columns = place(heads, columns, np.array(where, dtype=np.int64), len(ids))
         if hits:
             cached = cached_columns(hits, np.array(hit_at, dtype=np.int64), len(ids))
-            heads, columns = _combine((heads, columns), cached, np.array(hit_at, dtype=np.int64))
+            heads, columns = overlay((heads, columns), cached, np.array(hit_at, dtype=np.int64))
         return heads, columns, models
 
     def _arrivals(
@@ -503,63 +514,3 @@ class Pipeline:
             if stamps:
                 waited = np.maximum(0.0, written_ms - np.asarray(stamps, dtype=np.float64)) / 1000.0
                 metrics.observe_many(histogram, waited.tolist())
-
-
-def _select(heads: Heads, columns: Columns, which: Ints) -> tuple[Heads, Columns]:
-    """Creators `which` (ascending) of a run, renumbered 0..len(which)-1."""
-    renumber = np.full(len(heads), -1, dtype=np.int64)
-    renumber[which] = np.arange(len(which))
-    picked = []
-    for rows in (columns.posts, columns.tags, columns.orders):
-        keep = rows[renumber[rows["creator"]] >= 0]
-        keep["creator"] = renumber[keep["creator"]]
-        picked.append(keep)
-    return heads.take(which), Columns(*picked)
-
-
-def _place(heads: Heads, columns: Columns, where: Ints, n: int) -> tuple[Heads, Columns]:
-    """Creators 0..len(where)-1 as creators `where` (ascending) of a run of n (the rest empty)."""
-    out = Heads.empty(n)
-    out.watermark[where] = heads.watermark
-    out.region[where] = heads.region
-    out.region_ms[where] = heads.region_ms
-    placed = []
-    for rows in (columns.posts, columns.tags, columns.orders):
-        rows = rows.copy()
-        rows["creator"] = where[rows["creator"]]
-        placed.append(rows)
-    return out, Columns(*placed)
-
-
-def _combine(
-    a: tuple[Heads, Columns], b: tuple[Heads, Columns], b_creators: Ints
-) -> tuple[Heads, Columns]:
-    """Two sets of creators of one run merged: `b` holds creators `b_creators`, `a` the rest."""
-    (ha, ca), (hb, cb) = a, b
-    heads = Heads(ha.watermark.copy(), ha.region.copy(), ha.region_ms.copy())
-    heads.watermark[b_creators] = hb.watermark[b_creators]
-    heads.region[b_creators] = hb.region[b_creators]
-    heads.region_ms[b_creators] = hb.region_ms[b_creators]
-    sections = []
-    for x, y in ((ca.posts, cb.posts), (ca.tags, cb.tags), (ca.orders, cb.orders)):
-        both = np.concatenate((x, y))
-        # Each part is sorted by (creator, hash) and a creator is in one part only.
-        sections.append(both[np.argsort(both["creator"], kind="stable")])
-    return heads, Columns(*sections)
-
-
-def _stack(first: tuple[Heads, Columns], second: tuple[Heads, Columns]) -> tuple[Heads, Columns]:
-    """Two runs of creators as one: the second's creators numbered after the first's."""
-    (h1, c1), (h2, c2) = first, second
-    shift = len(h1)
-    heads = Heads(
-        np.concatenate((h1.watermark, h2.watermark)),
-        np.concatenate((h1.region, h2.region)),
-        np.concatenate((h1.region_ms, h2.region_ms)),
-    )
-    sections = []
-    for a, b in ((c1.posts, c2.posts), (c1.tags, c2.tags), (c1.orders, c2.orders)):
-        b = b.copy()
-        b["creator"] += shift
-        sections.append(np.concatenate((a, b)))
-    return heads, Columns(*sections)

@@ -497,3 +497,40 @@ def test_window_figures_match_a_from_scratch_reference(events: list[Event]) -> N
     theme = t.by_theme
     for name, n in by_name(s, theme.key, theme.posts.posts.tolist()).items():
         assert n == sum(1 for p in posts.values() if name in p.themes)
+
+
+def test_a_creator_past_two_byte_counts_gets_a_wide_header() -> None:
+    # 1,100 brands of 64 characters: the names take over 65,535 bytes.
+    events: list[Event] = [
+        post(f"p{i}", day=i / 100, brand=f"{i:04d}" + "b" * 60) for i in range(1100)
+    ]
+    s = build(events)
+    data = s.to_bytes()
+    assert data[3] & packed.FLAG_WIDE
+    back = CreatorState.from_bytes(CID, data)
+    assert back.to_bytes() == data and back.counts() == (1100, 0, 0)
+    # A narrow state never carries the flag (canonical): setting it is refused.
+    small = build(typical_creator()[:20]).to_bytes()
+    assert not small[3] & packed.FLAG_WIDE
+    body = small[4:-4]
+    with pytest.raises(ValueError):
+        CreatorState.from_bytes(CID, _with_crc(body, packed.FLAG_WIDE))
+
+
+def test_tags_and_orders_name_posts_held_or_not() -> None:
+    # A tag on a held post, one on a post not seen, orders on both and on none.
+    s = build([
+        post("p1", day=1), tag("t1", post_id="p1", day=1), tag("t2", post_id="p-unseen", day=1),
+        order("o1", post_id="p1", day=1), order("o2", post_id="p-unseen", day=1),
+        order("o3", post_id=None, day=1),
+    ])  # fmt: skip
+    back = CreatorState.from_bytes(CID, s.to_bytes())
+    assert back.to_bytes() == s.to_bytes()
+    for section in ("tags", "orders"):
+        a, b = getattr(s.columns, section), getattr(back.columns, section)
+        assert a.tolist() == b.tolist()
+    # The unseen post arrives: its tag and order now link to it as a held post.
+    s.apply(post("p-unseen", day=1.5), P)
+    again = CreatorState.from_bytes(CID, s.to_bytes())
+    assert again.to_bytes() == s.to_bytes()
+    assert totals(again).shoppable[0] == 2
