@@ -77,9 +77,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BatchResult", "Pipeline", "PipelineConfig", "RawRecord", "StateStore"]
 
-#: The decoded states a pipeline keeps by default (`streams.row_cache`).
-DEFAULT_CACHE_BYTES = 128 * 2**20
-
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -184,7 +181,7 @@ class Pipeline:
         self._clock = clock
         self._kinds = config.kinds
         self._vocab = Vocabulary() if vocab is None else vocab
-        self._cache = RowCache(DEFAULT_CACHE_BYTES) if cache is None else cache
+        self._cache = RowCache(0) if cache is None else cache
 
     @property
     def cache(self) -> RowCache:

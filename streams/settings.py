@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     # batch: whole fetches handed over (streams.batching); stream: Faust's per-message path.
     ingest: Literal["stream", "batch"] = "batch"
     # Decoded states kept between flushes, MB (streams.row_cache; 0: decode every time).
-    state_cache_mb: int = Field(default=128, ge=0)
+    # Off by default: it pays where creators recur in most flushes (a few thousand busy
+    # creators), and costs memory and time where they do not (bench/commentary.md).
+    state_cache_mb: int = Field(default=0, ge=0)
     # Young-generation GC threshold for the worker process (0: keep CPython's default).
     gc_gen0_threshold: int = Field(default=100_000, ge=0)
     change_threshold: float = 1.0
