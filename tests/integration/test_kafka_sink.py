@@ -7,11 +7,10 @@ creator's state); unkeyed ones anywhere; timestamps given are kept.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -19,27 +18,14 @@ from streams.settings import Settings
 from streams.sinks.base import OutboundRecord
 from streams.sinks.kafka import KafkaSink
 
+if TYPE_CHECKING:
+    from tests.integration.conftest import ReadTopic
+
 pytestmark = pytest.mark.integration
 
 
-async def _read(settings: Settings, topic: str, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(out) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    out.extend(records)
-    finally:
-        await consumer.stop()
-    return out
-
-
 async def test_records_are_delivered_partitioned_by_key(
-    stack_settings: Settings, unique: str
+    stack_settings: Settings, unique: str, read_topic: ReadTopic
 ) -> None:
     changes, dead = f"it-changes-{unique}", f"it-dead-{unique}"
     admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
@@ -61,13 +47,11 @@ async def test_records_are_delivered_partitioned_by_key(
         await KafkaSink(producer).write([*keyed, *unkeyed])
     finally:
         await producer.stop()
-    got = await _read(stack_settings, changes, 500)
+    got = await read_topic(changes, 500)
     partitioner = DefaultPartitioner()
     assert sorted((r.key, r.value, r.timestamp) for r in got) == sorted(
         (r.key, r.value, r.timestamp_ms) for r in keyed
     )
     for r in got:
         assert r.partition == partitioner(r.key, list(range(5)), list(range(5)))
-    assert sorted(r.value for r in await _read(stack_settings, dead, 50)) == sorted(
-        r.value for r in unkeyed
-    )
+    assert sorted(r.value for r in await read_topic(dead, 50)) == sorted(r.value for r in unkeyed)

@@ -8,17 +8,19 @@ A value larger than the batch size goes in a batch of its own.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.settings import Settings
 from streams.state_store import TableStore, partition_for
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import ReadTopic
 
 pytestmark = pytest.mark.integration
 
@@ -50,24 +52,8 @@ async def _topic(settings: Settings, name: str) -> None:
         await admin.close()
 
 
-async def _read_all(settings: Settings, topic: str, count: int) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(out) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    out.extend(records)
-    finally:
-        await consumer.stop()
-    return out
-
-
 async def test_values_reach_the_changelog_partitioned_like_faust(
-    stack_settings: Settings, unique: str
+    stack_settings: Settings, unique: str, read_topic: ReadTopic
 ) -> None:
     topic = f"it-changelog-{unique}"
     await _topic(stack_settings, topic)
@@ -88,7 +74,7 @@ async def test_values_reach_the_changelog_partitioned_like_faust(
         assert store.get(b"cr-000007") == items[7][1] and len(store) == 3000
     finally:
         await producer.stop()
-    records = await _read_all(stack_settings, topic, 3000)
+    records = await read_topic(topic, 3000)
     assert sorted((r.key, r.value) for r in records) == sorted(items)
     partitioner = DefaultPartitioner()
     for r in records:
