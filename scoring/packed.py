@@ -8,9 +8,9 @@ no memo. It is canonical (equal states give equal bytes) and compact:
 body: a fixed header (watermark, region time, record counts, sizes), the texts
 (the region, then the sorted names the records use, `\\x00`-joined, or
 length-prefixed when a name holds `\\x00`), the sorted campaign hashes (uint32),
-the sorted other post hashes (uint64, below), one width code per column (0-3: 1,
-2, 4 or 8 bytes, the narrowest that fits every value of the column; id hashes
-always 8), then posts, tags and orders as fixed-size rows sorted by id hash:
+the sorted other post hashes (uint64, below), one code per column (3 bits, below),
+then posts, tags and orders, each section as its columns' constants followed by
+fixed-size rows sorted by id hash:
 
     post:  hash, days before the watermark's day, ms of the day, observed (0: none,
            else 1 + zigzag of observed - posted), views, likes, comments, shares,
@@ -20,6 +20,11 @@ always 8), then posts, tags and orders as fixed-size rows sorted by id hash:
     order: hash, days before the watermark's day, post (a link, 0: none), status,
            amount as decimal mantissa and exponent (19.99 = 19990000 millionths ->
            1999, 4), quantity, currency, brand, theme
+
+A column's code says how a creator's values of it are stored, the first that applies:
+0, every value is 0 (nothing stored); 5-7, every value is the same (stored once, in
+1, 2 or 4 bytes, before the section's rows); 1-4, each row's value in 1, 2, 4 or 8
+bytes, the narrowest that fits them all. Id hashes have no code: always 8 bytes.
 
 A link names a post by its row among the value's posts (1 + row), or, for a post the
 creator does not hold (not yet seen, or out of the window), by its id hash in the
@@ -67,8 +72,11 @@ _MAX_BODY: Final = 64 * 1024 * 1024
 #: only when a value does not fit the narrow form): 8 and 4 bytes.
 _HEADER: Final = struct.Struct("<qIHHHHHHH")
 _HEADER_WIDE: Final = struct.Struct("<qqIIIIIII")
-_PACKED_CODES: Final = 7  # 27 width codes of 2 bits, 4 to a byte
+_PACKED_CODES: Final = 9  # 24 column codes of 3 bits
 _CRC: Final = struct.Struct("<I")
+#: Column codes: 0 every value 0; 1-4 per row in 1/2/4/8 bytes; 5-7 one value, stored once.
+_ZERO: Final = 0
+_CONSTANT: Final = 5
 _WIDTHS: Final = ("<u1", "<u2", "<u4", "<u8")
 _TOPS: Final = np.array([2**8, 2**16, 2**32], dtype=np.uint64)
 _LIMIT: Final = 2**63
@@ -81,20 +89,31 @@ _COLUMNS: Final = (
     ("h", "dday", "post", "status", "mantissa", "exponent", "quantity", "currency", "brand",
      "theme"),
 )  # fmt: skip
-_HASHES: Final = (frozenset({"h"}), frozenset({"h"}), frozenset({"h"}))
-_N_CODES: Final = sum(len(c) for c in _COLUMNS)
+#: The coded columns of each section: all but the id hash (always 8 bytes, first).
+_CODED: Final = tuple(tuple(c for c in cols if c != "h") for cols in _COLUMNS)
+_N_CODES: Final = sum(len(c) for c in _CODED)
+_SECTION_AT: Final = (0, len(_CODED[0]), len(_CODED[0]) + len(_CODED[1]), _N_CODES)
 _POW10: Final = np.array([10**i for i in range(19)], dtype=np.int64)
-_DTYPES: dict[tuple[int, bytes], np.dtype[np.void]] = {}
+_LAYOUTS: dict[tuple[int, bytes], tuple[np.dtype[np.void], np.dtype[np.void]]] = {}
 
 
-def _row_dtype(section: int, codes: bytes) -> np.dtype[np.void]:
+def _layout(section: int, codes: bytes) -> tuple[np.dtype[np.void], np.dtype[np.void]]:
+    """(row dtype, constants dtype) of a section whose coded columns have `codes`."""
     key = (section, codes)
-    dt = _DTYPES.get(key)
-    if dt is None:
-        dt = _DTYPES[key] = np.dtype(
-            [(name, _WIDTHS[c]) for name, c in zip(_COLUMNS[section], codes, strict=True)]
-        )
-    return dt
+    found = _LAYOUTS.get(key)
+    if found is None:
+        pairs = list(zip(_CODED[section], codes, strict=True))
+        rows = [("h", "<u8")] + [(n, _WIDTHS[c - 1]) for n, c in pairs if 1 <= c < _CONSTANT]
+        constants = [(n, _WIDTHS[c - _CONSTANT]) for n, c in pairs if c >= _CONSTANT]
+        found = _LAYOUTS[key] = (np.dtype(rows), np.dtype(constants))
+    return found
+
+
+def _codes_of(tops: npt.NDArray[np.uint64], lows: npt.NDArray[np.uint64]) -> Ints:
+    """The code of a column whose values per creator run from `lows` to `tops`."""
+    width = np.searchsorted(_TOPS, tops, side="right")
+    same = (tops == lows) & (width < 3)
+    return np.where(tops == 0, _ZERO, np.where(same, _CONSTANT + width, 1 + width))
 
 
 def _header(flags: int) -> bytes:
@@ -167,18 +186,15 @@ def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
         _orders_section(n, orders, wm_day, names, links.orders),
     )  # fmt: skip
 
-    # Width codes per creator and section: the narrowest width of every column.
+    # Column codes per creator and section (see the module docstring).
     codes = np.zeros((n, _N_CODES), dtype=np.uint8)
-    at = 0
     for i, sec in enumerate(sections):
-        for j, name in enumerate(_COLUMNS[i]):
-            if name in _HASHES[i]:
-                codes[:, at + j] = 3
-            else:
-                codes[:, at + j] = _width_codes(sec.columns[name], sec.starts, sec.counts)
-        at += len(_COLUMNS[i])
-    packed = [_pack(i, sec, codes, sum(len(c) for c in _COLUMNS[:i])) for i, sec in
-              enumerate(sections)]  # fmt: skip
+        for j, name in enumerate(_CODED[i]):
+            codes[:, _SECTION_AT[i] + j] = _width_codes(sec.columns[name], sec.starts, sec.counts)
+    packed = [
+        _pack(i, sec, codes[:, _SECTION_AT[i] : _SECTION_AT[i + 1]])
+        for i, sec in enumerate(sections)
+    ]
 
     texts = names.texts(vocab, heads.region)
     campaign_bytes = _per_creator_bytes(
@@ -190,15 +206,10 @@ def encode(heads: Heads, columns: Columns, vocab: Vocabulary) -> list[bytes]:
     extra_bytes = _per_creator_bytes(links.extra_h, links.extra_start[:-1], n, "<u8")
     n_extra = np.diff(links.extra_start).tolist()
     watermarks, region_ms = heads.watermark.tolist(), heads.region_ms.tolist()
-    padded = np.zeros((n, 4 * _PACKED_CODES), dtype=np.uint8)
-    padded[:, :_N_CODES] = codes
-    code_rows = [
-        bytes(row)
-        for row in padded[:, 0::4]
-        | padded[:, 1::4] << 2
-        | padded[:, 2::4] << 4
-        | padded[:, 3::4] << 6
-    ]
+    bits = (codes[:, :, None] >> np.arange(3, dtype=np.uint8)) & 1
+    code_blob = np.packbits(bits.reshape(n, -1), axis=1, bitorder="little").tobytes()
+    code_rows = [code_blob[i : i + _PACKED_CODES] for i in range(0, n * _PACKED_CODES,
+                                                                 _PACKED_CODES)]  # fmt: skip
     out = []
     for c in range(n):
         text, sized = texts[c]
@@ -254,21 +265,21 @@ def _section(n: int, creator: Ints, columns: dict[str, npt.NDArray[np.generic]])
 
 
 def _width_codes(values: npt.NDArray[np.uint64], starts: Ints, counts: Ints) -> Ints:
+    """Each creator's code for one column (0 for a creator without rows)."""
     out = np.zeros(len(counts), dtype=np.int64)
     has = counts > 0
     if not has.any():
         return out
-    tops = np.maximum.reduceat(values, starts[has]) if len(values) else values
-    out[has] = np.searchsorted(_TOPS, tops, side="right")
+    tops = np.maximum.reduceat(values, starts[has])
+    lows = np.minimum.reduceat(values, starts[has])
+    out[has] = _codes_of(tops, lows)
     return out
 
 
-def _pack(section: int, sec: _Section, codes: npt.NDArray[np.uint8], at: int) -> list[bytes]:
-    """Each creator's rows of one section, packed at its own widths."""
+def _pack(section: int, sec: _Section, layout: npt.NDArray[np.uint8]) -> list[bytes]:
+    """Each creator's part of one section: its constants, then its rows at its widths."""
     n = len(sec.counts)
     out = [b""] * n
-    width = len(_COLUMNS[section])
-    layout = codes[:, at : at + width]
     has = np.flatnonzero(sec.counts)
     if not len(has):
         return out
@@ -280,17 +291,26 @@ def _pack(section: int, sec: _Section, codes: npt.NDArray[np.uint8], at: int) ->
     for key, creators in groups.items():
         members = np.array(creators, dtype=np.int64)
         rows = _ranges(sec.starts[members], counts[members])
-        dt = _row_dtype(section, key)
-        packed = np.empty(len(rows), dtype=dt)
-        for name in _COLUMNS[section]:
+        row_dt, const_dt = _layout(section, key)
+        packed = np.empty(len(rows), dtype=row_dt)
+        for name in row_dt.names or ():
             packed[name] = sec.columns[name][rows]
         blob = packed.tobytes()
-        size = dt.itemsize
-        ends = np.cumsum(counts[members]) * size
-        begin = 0
-        for c, end in zip(creators, ends.tolist(), strict=True):
-            out[c] = blob[begin:end]
-            begin = end
+        ends = (np.cumsum(counts[members]) * row_dt.itemsize).tolist()
+        if const_dt.itemsize:
+            constants = np.empty(len(members), dtype=const_dt)
+            for name in const_dt.names or ():
+                constants[name] = sec.columns[name][sec.starts[members]]
+            cblob, size = constants.tobytes(), const_dt.itemsize
+            begin = 0
+            for k, (c, end) in enumerate(zip(creators, ends, strict=True)):
+                out[c] = cblob[k * size : (k + 1) * size] + blob[begin:end]
+                begin = end
+        else:
+            begin = 0
+            for c, end in zip(creators, ends, strict=True):
+                out[c] = blob[begin:end]
+                begin = end
     return out
 
 
@@ -470,16 +490,6 @@ def decode_each(values: Sequence[bytes], vocab: Vocabulary) -> tuple[Heads, Colu
     return (*place(heads, columns, np.array(where, dtype=np.int64), len(values)), problems)
 
 
-_SECTION_AT: Final = (0, len(_COLUMNS[0]), len(_COLUMNS[0]) + len(_COLUMNS[1]), _N_CODES)
-#: The width codes of a section without rows: every column 1 byte, id hashes 8.
-_EMPTY_CODES: Final = tuple(
-    bytes(3 if name in _HASHES[i] else 0 for name in _COLUMNS[i]) for i in range(3)
-)
-_HASH_CODES: Final = tuple(
-    _SECTION_AT[i] + _COLUMNS[i].index(name) for i in range(3) for name in sorted(_HASHES[i])
-)
-
-
 def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise ValueError(f"expected bytes, got {type(value).__name__}")
@@ -530,17 +540,16 @@ def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
     pos += 4 * n_campaigns
     others = body[pos : pos + 8 * n_others]
     pos += 8 * n_others
-    codes = _unpacked_codes(body[pos : pos + _PACKED_CODES])
+    layouts = _unpacked_codes(body[pos : pos + _PACKED_CODES])
     pos += _PACKED_CODES
-    if any(codes[i] != 3 for i in _HASH_CODES):
-        raise ValueError("bad width code (an id hash not 8 bytes)")
     sections = []
-    for i, count in enumerate((n_posts, n_tags, n_orders)):
-        section_codes = codes[_SECTION_AT[i] : _SECTION_AT[i + 1]]
-        if not count and section_codes != _EMPTY_CODES[i]:
+    for count, (section_codes, fixed, row_size) in zip(
+        (n_posts, n_tags, n_orders), layouts, strict=True
+    ):
+        if not count and any(section_codes):
             raise ValueError("columns not at their narrowest widths (an empty section)")
         sections.append((pos, count, section_codes))
-        pos += _row_dtype(i, section_codes).itemsize * count
+        pos += fixed + row_size * count
     if pos != len(body):
         raise ValueError("rows do not fill the data")
     return _Parsed(
@@ -549,23 +558,29 @@ def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
     )  # fmt: skip
 
 
-_UNPACKED: dict[bytes, bytes] = {}
+#: Per section: its column codes, the size of its constants and the size of a row.
+_SectionLayouts = tuple[tuple[bytes, int, int], ...]
+_UNPACKED: dict[bytes, _SectionLayouts] = {}
 
 
-def _unpacked_codes(packed: bytes) -> bytes:
-    """The 27 width codes of their 7 packed bytes (remembered: few layouts recur)."""
-    codes = _UNPACKED.get(packed)
-    if codes is None:
+def _unpacked_codes(packed: bytes) -> _SectionLayouts:
+    """The sections' codes and sizes of their 9 packed bytes (remembered: layouts recur)."""
+    found = _UNPACKED.get(packed)
+    if found is None:
         if len(packed) != _PACKED_CODES:
-            raise ValueError("width codes truncated")
-        every = bytes((b >> shift) & 3 for b in packed for shift in (0, 2, 4, 6))
-        if any(every[_N_CODES:]):
-            raise ValueError("width code padding not zero")
-        codes = every[:_N_CODES]
-        if len(_UNPACKED) > 4096:
+            raise ValueError("column codes truncated")
+        bits = int.from_bytes(packed, "little")
+        codes = bytes((bits >> (3 * i)) & 7 for i in range(_N_CODES))
+        parts = []
+        for i in range(3):
+            section_codes = codes[_SECTION_AT[i] : _SECTION_AT[i + 1]]
+            row_dt, const_dt = _layout(i, section_codes)
+            parts.append((section_codes, const_dt.itemsize, row_dt.itemsize))
+        found = tuple(parts)
+        if len(_UNPACKED) > 65536:
             _UNPACKED.clear()
-        _UNPACKED[packed] = codes
-    return codes
+        _UNPACKED[packed] = found
+    return found
 
 
 def _texts(blob: bytes, n: int, sized: bool) -> list[str]:
@@ -706,27 +721,44 @@ def _section_rows(
     out = np.empty(total, dtype=dtype)
     if not total:
         return out
+    # Each layout's rows and constants become whole-section columns (a few steps per
+    # layout); the conversion and the checks then run once over the section.
     starts = np.cumsum(counts) - counts
     groups: dict[bytes, list[int]] = {}
     for c, p in enumerate(parsed):
         if p.sections[section][1]:
             groups.setdefault(p.sections[section][2], []).append(c)
+    values = {name: np.empty(total, dtype=np.uint64) for name in _COLUMNS[section]}
+    codes_of = np.zeros((len(parsed), len(_CODED[section])), dtype=np.uint8)
     for codes, members in groups.items():
-        dt = _row_dtype(section, codes)
-        size = dt.itemsize
-        parts = []
+        row_dt, const_dt = _layout(section, codes)
+        size, csize = row_dt.itemsize, const_dt.itemsize
+        parts, cparts = [], []
         for c in members:
             at, count, _ = parsed[c].sections[section]
-            parts.append(parsed[c].body[at : at + size * count])
-        blob = b"".join(parts)
-        raw = np.frombuffer(blob, dtype=dt)
+            body = parsed[c].body
+            cparts.append(body[at : at + csize])
+            parts.append(body[at + csize : at + csize + size * count])
+        raw = np.frombuffer(b"".join(parts), dtype=row_dt)
         member = np.array(members, dtype=np.int64)
-        creator = np.repeat(member, counts[member])
-        block = np.empty(len(raw), dtype=dtype)
-        block["creator"] = creator
-        _fill(section, block, raw, creator, wm_day, names, campaigns, links)
-        _check_widths(section, raw, dt, member, counts)
-        out[_ranges(starts[member], counts[member])] = block
+        member_counts = counts[member]
+        rows = _ranges(starts[member], member_counts)
+        constants = np.frombuffer(b"".join(cparts), dtype=const_dt) if csize else None
+        values["h"][rows] = raw["h"]
+        for name, code in zip(_CODED[section], codes, strict=True):
+            if code == _ZERO:
+                values[name][rows] = 0
+            elif code < _CONSTANT:
+                values[name][rows] = raw[name]
+            else:
+                assert constants is not None
+                values[name][rows] = np.repeat(constants[name], member_counts)
+        codes_of[member] = np.frombuffer(codes, dtype=np.uint8)
+    creator = np.repeat(np.arange(len(parsed)), counts)
+    out["creator"] = creator
+    _fill(section, out, values, creator, wm_day, names, campaigns, links)
+    has = counts > 0
+    _check_codes(section, codes_of[has], values, counts[has])
     owner, h = out["creator"], out["h"]
     if total > 1 and not ((owner[1:] != owner[:-1]) | (h[1:] > h[:-1])).all():
         raise ValueError("records not in hash order")
@@ -750,7 +782,7 @@ def _names(
 def _fill(
     section: int,
     block: Rows,
-    raw: npt.NDArray[np.void],
+    raw: dict[str, npt.NDArray[np.uint64]],
     creator: Ints,
     wm_day: Ints,
     names: _Names,
@@ -761,7 +793,7 @@ def _fill(
     camp_start, camp_counts, camp_flat = campaigns
 
     def ints(field: str) -> Ints:
-        values = raw[field].astype(np.uint64)
+        values = raw[field]
         if len(values) and int(values.max()) >= _LIMIT:
             raise ValueError(f"{field} out of range")
         return values.astype(np.int64)
@@ -826,20 +858,20 @@ def _fill(
         block["has_post"] = link != 0
 
 
-def _check_widths(
-    section: int, raw: npt.NDArray[np.void], dt: np.dtype[np.void], members: Ints, counts: Ints
+def _check_codes(
+    section: int,
+    codes: npt.NDArray[np.uint8],
+    values: dict[str, npt.NDArray[np.uint64]],
+    counts: Ints,
 ) -> None:
-    """Every column at the narrowest width that fits each creator's values (canonical)."""
-    member_counts = counts[members]
-    starts = np.cumsum(member_counts) - member_counts
-    for name in _COLUMNS[section]:
-        if name in _HASHES[section]:
-            continue
-        code = (1, 2, 4, 8).index(dt[name].itemsize)
-        if code == 0:
-            continue
-        tops = np.maximum.reduceat(raw[name].astype(np.uint64), starts)
-        if (tops < _TOPS[code - 1]).any():
+    """Every creator's column stored as its code says its values must be (canonical);
+    `codes` and `counts` are those of the creators with rows, in order."""
+    starts = np.cumsum(counts) - counts
+    for j, name in enumerate(_CODED[section]):
+        column = values[name]
+        tops = np.maximum.reduceat(column, starts)
+        lows = np.minimum.reduceat(column, starts)
+        if (_codes_of(tops, lows) != codes[:, j]).any():
             raise ValueError("columns not at their narrowest widths")
 
 

@@ -346,17 +346,39 @@ def test_edited_states_are_refused_or_canonical(events: list[Event], data: st.Da
     assert s.to_bytes() == blob
 
 
-def _forged(monkeypatch: pytest.MonkeyPatch, edit: Callable[[pytest.MonkeyPatch], None]) -> bytes:
+def _forged(
+    monkeypatch: pytest.MonkeyPatch, edit: Callable[[pytest.MonkeyPatch], None], events: slice
+) -> bytes:
     """Well-checksummed bytes of content `encode` never writes (the encoder is patched)."""
-    s = build(typical_creator()[:60])
+    s = build(typical_creator()[events])
     with monkeypatch.context() as m:
         edit(m)
         return s.to_bytes()
 
 
-def _wider_than_needed(m: pytest.MonkeyPatch) -> None:
+def _recoded(m: pytest.MonkeyPatch, change: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    """The encoder writes `change(codes, counts)` as the column codes of every creator."""
     real = packed._width_codes
-    m.setattr(packed, "_width_codes", lambda *a: np.minimum(real(*a) + 1, 3))
+
+    def codes(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        return change(real(values, starts, counts), counts)  # type: ignore[arg-type]
+
+    m.setattr(packed, "_width_codes", codes)
+
+
+def _wider_than_needed(m: pytest.MonkeyPatch) -> None:
+    # Per-row columns one width wider (1, 2, 4 bytes -> 2, 4, 8).
+    _recoded(m, lambda c, _: np.where((c >= 1) & (c <= 3), c + 1, c))
+
+
+def _constant_per_row(m: pytest.MonkeyPatch) -> None:
+    # A column whose values are all the same, stored in every row.
+    _recoded(m, lambda c, _: np.where(c >= 5, c - 4, c))
+
+
+def _zero_per_row(m: pytest.MonkeyPatch) -> None:
+    # A column of zeros stored in every row, one byte each.
+    _recoded(m, lambda c, counts: np.where((c == 0) & (counts > 0), 1, c))
 
 
 def _out_of_order(m: pytest.MonkeyPatch) -> None:
@@ -392,20 +414,31 @@ def _unused_name(m: pytest.MonkeyPatch) -> None:
     m.setattr(packed._NameTables, "texts", more)
 
 
+_FIRST_60 = slice(0, 60)
+#: Days 1-4 of the typical creator: no post there names a brand (a column of zeros).
+_BRANDLESS = slice(4, 20)
+
+
 @pytest.mark.parametrize(
-    ("edit", "problem"),
+    ("edit", "problem", "events"),
     [
-        (_wider_than_needed, "narrowest"),
-        (_out_of_order, "hash order"),
-        (_amount_not_canonical, "amount not canonical"),
-        (_unused_name, "unused name"),
+        (_wider_than_needed, "narrowest", _FIRST_60),
+        (_constant_per_row, "narrowest", _FIRST_60),
+        (_zero_per_row, "narrowest", _BRANDLESS),
+        (_out_of_order, "hash order", _FIRST_60),
+        (_amount_not_canonical, "amount not canonical", _FIRST_60),
+        (_unused_name, "unused name", _FIRST_60),
     ],
 )
 def test_non_canonical_content_is_refused(
-    monkeypatch: pytest.MonkeyPatch, edit: Callable[[pytest.MonkeyPatch], None], problem: str
+    monkeypatch: pytest.MonkeyPatch,
+    edit: Callable[[pytest.MonkeyPatch], None],
+    problem: str,
+    events: slice,
 ) -> None:
+    assert CreatorState.from_bytes(CID, build(typical_creator()[events]).to_bytes())
     with pytest.raises(ValueError, match=problem):
-        CreatorState.from_bytes(CID, _forged(monkeypatch, edit))
+        CreatorState.from_bytes(CID, _forged(monkeypatch, edit, events))
 
 
 # --- idempotence and order-insensitivity ----------------------------------------------
