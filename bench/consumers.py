@@ -217,14 +217,14 @@ class Running:
 
 
 def batch_window_s(env: Mapping[str, str]) -> float:
-    """The worker's batch window (its setting, or the settings' default)."""
-    from streams.settings import Settings
-
+    """How long a worker may hold records before its first flush starts, seconds: at most
+    one fetch wait (the step back over it keeps the first-record estimate early, never late)."""
     raw = env.get("CREATOR_SCORES_BATCH_WITHIN_S")
-    if raw is not None:
-        return float(raw)
-    default = Settings.model_fields["batch_within_s"].default
-    return float(default)
+    return float(raw) if raw is not None else FIRST_FLUSH_WAIT_S
+
+
+#: The default of `batch_window_s` (what the worker's stream path once waited to fill a batch).
+FIRST_FLUSH_WAIT_S = 0.25
 
 
 def start_consumer(

@@ -83,18 +83,6 @@ class Plan:
     parallel_baselines: bool = False
 
 
-def default_variants(worker_env: dict[str, str]) -> dict[str, dict[str, str]]:
-    """The worker's other ingest mode, when its settings have one (the Faust bypass)."""
-    from streams.settings import Settings
-
-    field_info = Settings.model_fields.get("ingest")
-    if field_info is None:
-        return {}
-    current = worker_env.get("CREATOR_SCORES_INGEST", str(field_info.default))
-    other = "batch" if current == "stream" else "stream"
-    return {f"{other}_ingest": {"CREATOR_SCORES_INGEST": other}}
-
-
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     """`NAME:ENV=VALUE[,ENV=VALUE...]` -> (name, env)."""
     name, sep, rest = text.partition(":")
@@ -153,18 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ENV=VALUE",
-        help="environment for every worker run, e.g. CREATOR_SCORES_INGEST=batch",
-    )
-    p.add_argument(
-        "--default-variants",
-        action="store_true",
-        help="also run the worker's other ingest mode as a variant (done by default with "
-        "--smoke only: in a full run it more than doubles the run's length)",
-    )
-    p.add_argument(
-        "--no-default-variants",
-        action="store_true",
-        help="never add the worker's other ingest mode as a variant",
+        help="environment for every worker run, e.g. CREATOR_SCORES_BATCH_SIZE=5000",
     )
     p.add_argument(
         "--recovery-new-member",
@@ -227,9 +204,6 @@ def make_plan(args: argparse.Namespace) -> Plan:
             raise SystemExit(f"--worker-env: expected ENV=VALUE, got {item!r}")
         worker_env[key] = value
     variants = dict(args.variant)
-    wanted = args.default_variants or (smoke and not args.no_default_variants)
-    if wanted and "pipeline" in consumers:
-        variants = {**default_variants(worker_env), **variants}
     return Plan(
         mode="smoke" if smoke else "full",
         events=events,

@@ -19,13 +19,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import faust
 import mode
-from faust.streams import Stream
 from faust.tables.manager import TableManager
 
 from scoring.params import Params
@@ -56,11 +55,6 @@ log = logging.getLogger(__name__)
 EXIT_PIPELINE_FAILED = 70
 #: How long a batch may wait for its changelog records to leave Faust's buffer.
 CHANGELOG_FLUSH_TIMEOUT_S = 60.0
-
-
-def to_records(events: Iterable[faust.types.EventT[Any]]) -> list[RawRecord]:
-    """Faust events as the pipeline's plain records (the stream path's events carry messages)."""
-    return batching.to_records(event.message for event in events)
 
 
 async def flush_changelog(app: faust.App) -> None:
@@ -145,17 +139,15 @@ def install_pipeline(
     settings = bundle.settings
     app = bundle.app
     config = PipelineConfig.from_settings(settings, rekeyed_topic_name(settings))
-    batch_size, within = settings.batch_size, settings.batch_within_s
+    batch_size = settings.batch_size
     # Outlives the agent's pipeline object so the rebalance hooks below can empty it.
     cache = RowCache(settings.state_cache_mb * 2**20)
-    ingest: BatchIngest | None = None
-    if settings.ingest == "batch":
-        ingest = BatchIngest(
-            frozenset((*settings.source_topics, rekeyed_topic_name(settings))),
-            max_pending_records=batch_size,
-            bulk_changelog=settings.changelog_bulk,
-        )
-        batching.attach(app, ingest)
+    ingest = BatchIngest(
+        frozenset((*settings.source_topics, rekeyed_topic_name(settings))),
+        max_pending_records=batch_size,
+        bulk_changelog=settings.changelog_bulk,
+    )
+    batching.attach(app, ingest)
 
     async def score(stream: faust.StreamT[Any]) -> None:
         redis = build_redis(settings.redis_url)
@@ -170,16 +162,9 @@ def install_pipeline(
                 KafkaSink(producer),
                 cache=cache,
             )
-            if ingest is not None:
-                # The consumer bypasses the stream (streams.batching): fetches arrive whole.
-                sizer = BatchSizer(batch_size, settings.batch_target_s)
-                await _drain_ingest(app, ingest, pipeline, sizer)
-                return
-            # take_events (not take): the pipeline needs each record's topic, partition,
-            # offset, key and timestamp, which only the events carry.
-            batches = cast("Stream[bytes]", stream).take_events(batch_size, within)
-            async for events in batches:
-                await _run_batch(pipeline, to_records(events), app)
+            # The consumer bypasses the stream (streams.batching): fetches arrive whole.
+            sizer = BatchSizer(batch_size, settings.batch_target_s)
+            await _drain_ingest(app, ingest, pipeline, sizer)
         finally:
             await producer.stop()
             await redis.aclose()

@@ -141,9 +141,8 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         # so the URL must not depend on the host or port it restarts on. Faust's web
         # server is off, so the URL names the member and nothing else.
         config["canonical_url"] = f"http://{settings.group_instance_id}"
-    if settings.ingest == "batch":
-        # Only the consumer changes transport; producers stay on the stock one.
-        config["broker_consumer"] = [batch_url(u) for u in config["broker"]]
+    # Whole fetches for the agent (streams.batching); producers stay on the stock transport.
+    config["broker_consumer"] = [batch_url(u) for u in config["broker"]]
     return config
 
 

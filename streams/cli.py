@@ -12,16 +12,21 @@ import time
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from streams.keys import BOARD_SCORES, GLOBAL_REGION
-from streams.settings import Settings, load_scoring_params, load_settings
+from streams.settings import Settings, SettingsError, load_scoring_params, load_settings
 
 
 @click.group()
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Real-time creator scores: Kafka in, Faust state, Redis out."""
-    ctx.obj = load_settings()
+    try:
+        ctx.obj = load_settings()
+    except (SettingsError, ValidationError) as exc:
+        # A setting that cannot work is the operator's to fix: say which, no traceback.
+        raise click.ClickException(f"invalid settings: {exc}") from None
 
 
 @main.command("worker")

@@ -10,6 +10,8 @@ version of their own.
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -52,12 +54,9 @@ class Settings(BaseSettings):
     # target only bounds catch-up flushes.
     batch_size: int = Field(default=20_000, ge=1)
     batch_target_s: float = Field(default=1.0, ge=0)
-    batch_within_s: float = 0.25
     # Batch ingest: apply state changelog records a fetch at a time (recovery, standbys)
     # instead of through Faust's per-event recovery loop (streams.batching.ChangelogBulk).
     changelog_bulk: bool = True
-    # batch: whole fetches handed over (streams.batching); stream: Faust's per-message path.
-    ingest: Literal["stream", "batch"] = "batch"
     # Decoded states kept between flushes, MB (streams.row_cache; 0: decode every time).
     # Off by default: it pays where creators recur in most flushes (a few thousand busy
     # creators), and costs memory and time where they do not (bench/commentary.md).
@@ -97,9 +96,34 @@ class Settings(BaseSettings):
         return (self.posts_topic, self.tags_topic, self.orders_topic)
 
 
+#: Environment variables that used to choose something no longer offered, and why.
+REMOVED: dict[str, str] = {
+    "CREATOR_SCORES_INGEST": (
+        "the worker always takes whole fetches (streams.batching); Faust's per-message "
+        "stream path (`stream`) was removed: after a kill -9 it could acknowledge records "
+        "whose state never reached the changelog"
+    ),
+}
+
+
+class SettingsError(ValueError):
+    """The environment asks for something the worker cannot do."""
+
+
 def load_settings() -> Settings:
     """Read the environment once; callers pass the result down."""
+    check_removed(os.environ)
     return Settings()
+
+
+def check_removed(environ: Mapping[str, str]) -> None:
+    """Refuse a removed setting set to anything but what the worker now always does."""
+    value = environ.get("CREATOR_SCORES_INGEST")
+    if value is not None and value.strip().lower() not in ("", "batch"):
+        raise SettingsError(
+            f"CREATOR_SCORES_INGEST={value} is no longer supported: "
+            f"{REMOVED['CREATOR_SCORES_INGEST']}. Unset it."
+        )
 
 
 def load_scoring_params(settings: Settings) -> Params:

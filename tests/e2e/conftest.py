@@ -173,30 +173,16 @@ class WorkerEnv:
         await wait_for(check, timeout=timeout, proc=proc, what=what)
 
 
-#: Ingest paths (`CREATOR_SCORES_INGEST`) every e2e test runs with: both are supported, so
-#: both are tested; `E2E_INGEST=batch` narrows a local run to one.
-INGEST_MODES = [
-    m.strip() for m in os.environ.get("E2E_INGEST", "batch,stream").split(",") if m.strip()
-]
-
-
-@pytest.fixture(params=INGEST_MODES)
-def ingest(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 async def worker_env(
     stack_settings: Settings,
     unique: str,
     redis_prefix: str,
     tmp_path: Path,
-    ingest: str,
     redis_dump: Callable[[Redis, str], Awaitable[dict[str, object]]],
 ) -> AsyncIterator[WorkerEnv]:
     base = f"e2e-{unique}"
     values = {
-        "CREATOR_SCORES_INGEST": ingest,
         "CREATOR_SCORES_APP_ID": f"{base}-app",
         "CREATOR_SCORES_POSTS_TOPIC": f"{base}-posts",
         "CREATOR_SCORES_TAGS_TOPIC": f"{base}-tags",

@@ -190,11 +190,9 @@ async def test_events_to_redis_changes_and_dead_letters(worker_env: WorkerEnv, n
     assert "Traceback" not in worker_env.log_text() + worker_env.log_text("worker2")
 
 
-# Batch ingest only. Faust's own stream path (`CREATOR_SCORES_INGEST=stream`) has a known
-# defect after kill -9 that this test catches in about one run in seven: a source partition
-# whose committed offset never moves again, or results that differ from an undisturbed run
-# (docs/benchmarks.md, "Recovery"). It is why batch ingest is the default.
-@pytest.mark.parametrize("ingest", ["batch"])
+# Faust's own stream path (once `CREATOR_SCORES_INGEST=stream`) failed this test in about one
+# run in seven: a source partition whose committed offset never moved again, or results that
+# differed from an undisturbed run (docs/benchmarks.md, "Recovery"). It was removed.
 async def test_kill_9_and_restart_matches_undisturbed_run(
     worker_env: WorkerEnv, now_ms: int
 ) -> None:

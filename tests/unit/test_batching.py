@@ -86,13 +86,12 @@ def test_messages_become_raw_records() -> None:
     ]
 
 
-def test_batch_mode_selects_the_batch_transport_for_consuming_only() -> None:
-    config = faust_config(Settings(ingest="batch", kafka_bootstrap_servers="b1:9092,b2:9092"))
+def test_the_batch_transport_is_used_for_consuming_only() -> None:
+    config = faust_config(Settings(kafka_bootstrap_servers="b1:9092,b2:9092"))
     assert [str(u) for u in config["broker_consumer"]] == [
         "kafka+batch://b1:9092",
         "kafka+batch://b2:9092",
     ]
-    assert "broker_consumer" not in faust_config(Settings(ingest="stream"))
     app = faust.App("test-batching", **config)
     assert isinstance(app.transport, BatchTransport)
     assert BatchTransport.Consumer is BatchConsumer

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError, check_removed
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -122,3 +122,24 @@ def test_event_loop_setting_installs_uvloop_or_keeps_asyncio(
             Settings()
     finally:
         asyncio.set_event_loop_policy(policy)
+
+
+def test_the_removed_stream_ingest_is_refused_with_the_reason() -> None:
+    check_removed({"CREATOR_SCORES_INGEST": "batch"})  # what the worker does anyway
+    check_removed({})
+    with pytest.raises(SettingsError, match=r"INGEST=stream is no longer supported.*Unset it"):
+        check_removed({"CREATOR_SCORES_INGEST": "stream"})
+
+
+def test_the_cli_reports_bad_settings_without_a_traceback() -> None:
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    result = CliRunner().invoke(main, ["stack", "status"], env={"CREATOR_SCORES_INGEST": "stream"})
+    assert result.exit_code == 1
+    assert "invalid settings: CREATOR_SCORES_INGEST=stream" in result.output
+    result = CliRunner().invoke(main, ["stack", "status"], env={"CREATOR_SCORES_BATCH_SIZE": "0"})
+    assert result.exit_code == 1
+    assert "invalid settings" in result.output and "batch_size" in result.output
+    assert "Traceback" not in result.output
