@@ -33,6 +33,7 @@ from streams.app import (
     AGENT_NAME,
     ScoringApp,
     build_app,
+    changelog_topic_name,
     rekeyed_topic_name,
     use_event_loop,
     worker_topic_specs,
@@ -47,12 +48,14 @@ from streams.settings import Settings, load_scoring_params
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
 from streams.state_store import TableStore
-from streams.topics import ensure_topics
+from streams.topics import TopicLayoutError, check_topics, ensure_topics
 
 log = logging.getLogger(__name__)
 
 #: Exit status when the pipeline fails in a way it cannot retry (see `_run_batch`).
 EXIT_PIPELINE_FAILED = 70
+#: Exit status when existing topics cannot be run on (`streams.topics.check_topics`).
+EXIT_TOPIC_LAYOUT = 78
 #: How long a batch may wait for its changelog records to leave Faust's buffer.
 CHANGELOG_FLUSH_TIMEOUT_S = 60.0
 
@@ -214,9 +217,22 @@ class WorkerSupport(mode.Service):
         self._runner: ObservabilityRunner | None = None
 
     async def on_start(self) -> None:
-        created = await ensure_topics(self._settings, worker_topic_specs(self._settings))
+        settings = self._settings
+        created = await ensure_topics(settings, worker_topic_specs(settings))
         if created:
             log.info("created topics: %s", ", ".join(created))
+        try:
+            await check_topics(
+                settings,
+                co_partitioned=[*settings.source_topics, rekeyed_topic_name(settings),
+                                changelog_topic_name(settings)],
+                compacted=[changelog_topic_name(settings)],
+            )  # fmt: skip
+        except TopicLayoutError as exc:
+            # Running anyway would split creators' state between workers: refuse, and say why.
+            log.critical("%s", exc)
+            logging.shutdown()
+            os._exit(EXIT_TOPIC_LAYOUT)
         self._runner = await start_observability(
             self._settings, self._health, [self._settings.app_id]
         )

@@ -66,8 +66,10 @@ DEAD_LETTERS = Counter(
 )
 EVENTS_REROUTED = Counter(
     "creator_scores_events_rerouted",
-    "Records keyed other than by creator id, re-keyed through the repartition topic.",
-    ["topic"],
+    "Records routed through the repartition topic to the worker holding their creator: keyed "
+    "other than by creator id (reason key) or on another partition than murmur2 of the "
+    "creator id gives (reason partition: the producer's partitioner is not Kafka's default).",
+    ["topic", "reason"],
     registry=REGISTRY,
 )
 SCORE_CHANGES = Counter(

@@ -67,6 +67,7 @@ from streams.codec import (
     unframe_rekeyed,
     unknown_topic_error,
 )
+from streams.partitioning import partitions_for
 from streams.publish import plan
 from streams.row_cache import CachedState, RowCache, cached_columns
 from streams.settings import Settings
@@ -87,6 +88,10 @@ class PipelineConfig:
     changes_topic: str
     dead_letter_topic: str
     change_threshold: float
+    #: The source topics' partition count: a record on another partition than Kafka's
+    #: default partitioner gives its creator id is routed to where the state lives
+    #: (0: records are taken where they are, as tools without a broker do).
+    partitions: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, rekeyed_topic: str) -> PipelineConfig:
@@ -96,6 +101,7 @@ class PipelineConfig:
             changes_topic=settings.changes_topic,
             dead_letter_topic=settings.dead_letter_topic,
             change_threshold=settings.change_threshold,
+            partitions=settings.topic_partitions,
         )
 
 
@@ -182,6 +188,7 @@ class Pipeline:
         self._kinds = config.kinds
         self._vocab = Vocabulary() if vocab is None else vocab
         self._cache = RowCache(0) if cache is None else cache
+        self._misrouted_topics: set[str] = set()  # topics already logged (once each)
 
     @property
     def cache(self) -> RowCache:
@@ -240,28 +247,72 @@ class Pipeline:
                 self._dead(record, decoded, now_ms, out)
                 continue
             creator_id = decoded.creator_id
-            creator_key = creator_id.encode()
-            if record.key != creator_key and topic != rekeyed:
+            if record.key != creator_id.encode() and topic != rekeyed:
                 # Its partition was picked by some other key, so this worker may not own the
                 # creator's state: send it round, keyed right, to land where the state lives.
                 # Records already on the repartition topic are keyed by us and never bounce.
-                out.records.append(
-                    OutboundRecord(
-                        topic=rekeyed,
-                        key=creator_key,
-                        value=frame_rekeyed(kind, record.value),
-                        timestamp_ms=record.timestamp_ms,
-                    )
-                )
-                out.result.rerouted += 1
-                metrics.EVENTS_REROUTED.labels(topic).inc()
+                self._reroute(record, kind, creator_id, "key", out)
                 continue
             items = work.get(creator_id)
             if items is None:
                 work[creator_id] = [(decoded, record)]
             else:
                 items.append((decoded, record))
+        if self._config.partitions:
+            self._check_partitions(work, out)
         return work
+
+    def _check_partitions(self, work: dict[str, list[_Item]], out: _Output) -> None:
+        """Reroute the records that arrived on another partition than their creator's.
+
+        A producer that keys by creator id but does not partition with murmur2 (librdkafka
+        clients default to CRC32) puts most creators' records where another worker holds
+        their state. Such records go round the repartition topic, whose records this worker
+        writes to the creator's partition itself.
+        """
+        rekeyed = self._config.rekeyed_topic
+        ids = list(work)
+        expected = partitions_for([c.encode() for c in ids], self._config.partitions).tolist()
+        for creator_id, partition in zip(ids, expected, strict=True):
+            items = work[creator_id]
+            if all(r.partition == partition or r.topic == rekeyed for _, r in items):
+                continue
+            kept = []
+            for event, record in items:
+                if record.partition == partition or record.topic == rekeyed:
+                    kept.append((event, record))
+                else:
+                    self._reroute(record, event.kind, creator_id, "partition", out)
+            if kept:
+                work[creator_id] = kept
+            else:
+                del work[creator_id]
+
+    def _reroute(
+        self, record: RawRecord, kind: EventKind, creator_id: str, reason: str, out: _Output
+    ) -> None:
+        topic = record.topic
+        out.records.append(
+            OutboundRecord(
+                topic=self._config.rekeyed_topic,
+                key=creator_id.encode(),
+                value=frame_rekeyed(kind, record.value),
+                timestamp_ms=record.timestamp_ms,
+            )
+        )
+        out.result.rerouted += 1
+        metrics.EVENTS_REROUTED.labels(topic, reason).inc()
+        if reason == "partition" and topic not in self._misrouted_topics:
+            self._misrouted_topics.add(topic)
+            log.warning(
+                "records on topic %r keyed by creator id arrive on another partition than "
+                "Kafka's default partitioner (murmur2) gives the key: its producer partitions "
+                "differently (librdkafka clients: set partitioner=murmur2_random). They are "
+                "routed through %r to the worker that holds the creator, at the cost of a "
+                'second write; see creator_scores_events_rerouted_total{reason="partition"}',
+                topic,
+                self._config.rekeyed_topic,
+            )
 
     def _dead(self, record: RawRecord, error: ValidationError, now_ms: int, out: _Output) -> None:
         out.records.append(

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 
 from streams import metrics
+from streams.partitioning import partitions_for
 from streams.sinks.base import Backoff
 from streams.sinks.kafka import Record, batches, partition_for, send_batches
 
@@ -78,9 +79,9 @@ class TableStore:
         started = time.perf_counter()
         topic = self._table.changelog_topic.get_topic_name()
         by_partition: dict[int, list[Record]] = {}
-        n = self._partitions
-        for key, value in items:
-            by_partition.setdefault(partition_for(key, n), []).append((key, value, None))
+        where = partitions_for([key for key, _ in items], self._partitions).tolist()
+        for (key, value), partition in zip(items, where, strict=True):
+            by_partition.setdefault(partition, []).append((key, value, None))
         pending = [
             b
             for partition, records in by_partition.items()

@@ -4,14 +4,21 @@ Auto topic creation is off on the broker, so topics are created explicitly:
 the three source topics with one partition count (co-partitioned by creator
 id), the score-change and dead-letter topics beside them. Creating a topic
 that exists is not an error, which keeps `stack up` and worker start-up
-idempotent.
+idempotent; but a topic that exists with another shape than the worker needs
+(a source topic with its own partition count, a changelog that is not
+compacted) would quietly split or lose creators' state, so `check_topics`
+refuses it with what to fix.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Sequence
+from typing import Any, Final
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.settings import Settings
@@ -47,3 +54,97 @@ async def ensure_topics(settings: Settings, specs: list[NewTopic] | None = None)
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+#: How a problem ends when the broker did not describe the topic (yet).
+UNDESCRIBED: Final = ": missing, or not described by the broker"
+
+
+class TopicLayoutError(RuntimeError):
+    """Existing topics have a shape the worker cannot run on safely."""
+
+
+async def check_topics(
+    settings: Settings,
+    co_partitioned: Sequence[str],
+    compacted: Sequence[str],
+    *,
+    settle_s: float = 15.0,
+) -> None:
+    """Raise TopicLayoutError unless every `co_partitioned` topic has the configured
+    partition count and every `compacted` topic is compacted.
+
+    A creator's events, its repartitioned events and its state changelog must share a
+    partition number, so every one of those topics needs `topic_partitions` partitions; a
+    changelog with `cleanup.policy=delete` loses the state of creators quiet for longer
+    than its retention, which recovery then silently starts afresh.
+
+    A topic created moments ago may not be described by every broker yet: topics the
+    broker does not describe are asked about again for up to `settle_s` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle_s
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        while True:
+            described = await admin.describe_topics(list(co_partitioned))
+            configs = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in compacted]
+            )
+            problems = partition_problems(described, co_partitioned, settings.topic_partitions)
+            problems += compaction_problems(configs, compacted)
+            unsettled = any(p.endswith(UNDESCRIBED) for p in problems)
+            if not unsettled or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+    if problems:
+        raise TopicLayoutError(
+            "topics not laid out for this worker:\n  - " + "\n  - ".join(problems)
+        )
+
+
+def partition_problems(
+    described: list[dict[str, Any]], names: Sequence[str], partitions: int
+) -> list[str]:
+    """What is wrong with the partition counts of `names` (admin `describe_topics` replies)."""
+    counts = {d["topic"]: len(d.get("partitions") or ()) for d in described if not d["error_code"]}
+    problems = []
+    for name in names:
+        count = counts.get(name)
+        if count is None:
+            problems.append(f"{name}{UNDESCRIBED}")
+        elif count != partitions:
+            problems.append(
+                f"{name}: {count} partitions, but CREATOR_SCORES_TOPIC_PARTITIONS is "
+                f"{partitions}: the source topics, the repartition topic and the changelog "
+                "must all have it (co-partitioned by creator id); set the setting to the "
+                "source topics' count, or recreate the topic"
+            )
+    return problems
+
+
+def compaction_problems(replies: list[Any], names: Sequence[str]) -> list[str]:
+    """Which of `names` are not compacted (admin `describe_configs` replies)."""
+    policies: dict[str, str] = {}
+    for reply in replies:
+        for error_code, _, _, name, entries in (r[:5] for r in reply.resources):
+            if error_code:
+                continue
+            for entry in entries:
+                if entry[0] == "cleanup.policy":
+                    policies[name] = str(entry[1])
+    problems = []
+    for name in names:
+        policy = policies.get(name)
+        if policy is None:
+            problems.append(f"{name}{UNDESCRIBED}")
+        elif "compact" not in policy.split(","):
+            problems.append(
+                f"{name}: cleanup.policy={policy}; a state changelog must be compacted "
+                f"(kafka-configs --alter --entity-type topics --entity-name {name} "
+                "--add-config cleanup.policy=compact)"
+            )
+    return problems

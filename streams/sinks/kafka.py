@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from streams import metrics
+from streams.partitioning import partitions_for
 from streams.settings import Settings
 from streams.sinks.base import Backoff, OutboundRecord
 
@@ -140,16 +141,22 @@ class KafkaSink:
         if not batch:
             return
         started = time.perf_counter()
-        by_tp: dict[tuple[str, int], list[Record]] = {}
+        by_topic: dict[str, list[OutboundRecord]] = {}
         for record in batch:
-            partitions = await self._partitions_of(record.topic)
-            if record.key is None:
-                partition = random.choice(partitions)
-            else:
-                partition = partitions[partition_for(record.key, len(partitions))]
-            by_tp.setdefault((record.topic, partition), []).append(
-                (record.key, record.value, record.timestamp_ms)
-            )
+            by_topic.setdefault(record.topic, []).append(record)
+        by_tp: dict[tuple[str, int], list[Record]] = {}
+        for topic, records in by_topic.items():
+            partitions = await self._partitions_of(topic)
+            keyed = [r.key for r in records if r.key is not None]
+            picked = iter(partitions_for(keyed, len(partitions)).tolist() if keyed else ())
+            for record in records:
+                if record.key is None:
+                    partition = random.choice(partitions)
+                else:
+                    partition = partitions[next(picked)]
+                by_tp.setdefault((topic, partition), []).append(
+                    (record.key, record.value, record.timestamp_ms)
+                )
         pending = [
             b
             for (topic, partition), records in by_tp.items()

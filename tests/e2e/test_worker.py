@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pytest
 from aiokafka.partitioner import murmur2
+from confluent_kafka import Producer
 from redis.asyncio import Redis
 
 from scoring.explain import ScoreCard
@@ -25,6 +27,7 @@ from scoring.validate import ValidationError, validate
 from streams.app import changelog_topic_name, rekeyed_topic_name
 from streams.keys import Keys
 from streams.layout import board_scores, creator_fields
+from streams.partitioning import partitions_for
 from streams.settings import Settings, load_scoring_params
 
 #: A record to produce: (topic, key, value).
@@ -188,6 +191,48 @@ async def test_events_to_redis_changes_and_dead_letters(worker_env: WorkerEnv, n
     await worker_env.wait_caught_up(sources, proc)
     assert await worker_env.dump() == first
     assert "Traceback" not in worker_env.log_text() + worker_env.log_text("worker2")
+
+
+def produce_with_librdkafka(settings: Settings, records: Sequence[Produced]) -> None:
+    """Produce as kcat and confluent-kafka clients do by default: CRC32 of the key picks the
+    partition (librdkafka's `consistent_random`), not Kafka's murmur2."""
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "partitioner": "consistent_random"}
+    )
+    for topic, key, value in records:
+        producer.produce(topic, value=value, key=key)
+        producer.poll(0)
+    assert producer.flush(30) == 0, "librdkafka producer did not deliver everything"
+
+
+async def test_a_crc32_producer_and_a_murmur2_producer_give_the_same_results(
+    worker_env: WorkerEnv, now_ms: int
+) -> None:
+    settings = worker_env.settings
+    events = worker_env.make_events(creators=40, posts_per_creator=4, seed=5, now_ms=now_ms)
+    keys = [c.encode() for c in events.creators]
+    crc = [(zlib.crc32(k) & 0x7FFFFFFF) % settings.topic_partitions for k in keys]
+    home = partitions_for(keys, settings.topic_partitions).tolist()
+    assert sum(a != b for a, b in zip(crc, home, strict=True)) > len(keys) // 2
+
+    proc = worker_env.start()
+    half = len(events.records) // 2
+    produce_with_librdkafka(settings, events.records[:half])
+    # A second worker joins in between (a rebalance), then the rest comes from a Java-like
+    # (murmur2) producer: every creator's events must meet its state all the same.
+    proc2 = worker_env.start("worker2")
+    await worker_env.produce(events.records[half:])
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    for p in (proc, proc2):
+        await worker_env.wait_caught_up(settings.source_topics, p)
+        await worker_env.wait_caught_up(sources, p)
+    cards = expected_cards(events.payloads, now_ms)
+    assert without_updated_at(await worker_env.dump()) == expected_redis(
+        cards, settings.redis_prefix
+    )
+    logs = worker_env.log_text() + worker_env.log_text("worker2")
+    assert "partitioner=murmur2_random" in logs  # the operator is told how to fix it
+    assert "Traceback" not in logs
 
 
 # Faust's own stream path (once `CREATOR_SCORES_INGEST=stream`) failed this test in about one

@@ -8,6 +8,9 @@ values come from applying the same events to the model directly.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +24,7 @@ from scoring.validate import ValidationError, validate
 from streams import envelope, metrics
 from streams.codec import RawRecord, frame_rekeyed
 from streams.layout import basis_json, board_scores
+from streams.partitioning import partitions_for
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
 from streams.state_store import DictStore
@@ -58,12 +62,12 @@ class Recorder:
 
 
 class Harness:
-    def __init__(self, params: Params = DEFAULT_PARAMS) -> None:
+    def __init__(self, params: Params = DEFAULT_PARAMS, config: PipelineConfig = CONFIG) -> None:
         self.table = DictStore()
         self.redis = Recorder(self.table)
         self.kafka = Recorder(self.table)
         self.pipeline = Pipeline(
-            CONFIG, params, self.table, self.redis, self.kafka, clock=lambda: NOW_MS / 1000
+            config, params, self.table, self.redis, self.kafka, clock=lambda: NOW_MS / 1000
         )
         self._offset = 0
 
@@ -268,6 +272,46 @@ async def test_mis_keyed_records_are_rekeyed_not_applied() -> None:
     garbage = RawRecord("app-rekeyed", 0, 9, b"a", b"nonsense", 0)
     result = await h.pipeline.process([garbage])
     assert dict(result.dead_reasons) == {"bad_frame": 1}
+
+
+async def test_records_on_another_partition_than_their_creators_are_routed_there(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A producer keying by creator id but partitioning with CRC32 (librdkafka's default)."""
+    config = dataclasses.replace(CONFIG, partitions=8)
+    h = Harness(config=config)
+    ids = [f"c{i}" for i in range(40)]
+    home = dict(zip(ids, partitions_for([c.encode() for c in ids], 8).tolist(), strict=True))
+    crc = {c: (zlib.crc32(c.encode()) & 0x7FFFFFFF) % 8 for c in ids}
+    moved = [c for c in ids if crc[c] != home[c]]
+    assert moved and len(moved) < len(ids)  # both cases occur among these ids
+    records = [
+        dataclasses.replace(h.record("posts", c.encode(), post(c, 0)), partition=crc[c])
+        for c in ids
+    ]
+    before = metrics.EVENTS_REROUTED.labels("posts", "partition")._value.get()
+    with caplog.at_level(logging.WARNING, logger="streams.pipeline"):
+        result = await h.pipeline.process(records)
+        await h.pipeline.process(records)  # the warning is said once per topic
+    assert result.rerouted == len(moved) and result.applied == len(ids) - len(moved)
+    assert set(h.table) == {c.encode() for c in ids if c not in moved}
+    forwarded = h.outbound("app-rekeyed")
+    assert sorted(r.key for r in forwarded) == sorted(c.encode() for c in moved)
+    after = metrics.EVENTS_REROUTED.labels("posts", "partition")._value.get()
+    assert after - before == 2 * len(moved)
+    warnings = [r for r in caplog.records if "murmur2_random" in r.getMessage()]
+    assert len(warnings) == 1 and "'posts'" in warnings[0].getMessage()
+
+    # Back on the repartition topic (where our producer put them: their home partition)
+    # they are applied, and a repartitioned record is never bounced again.
+    arrived = [
+        RawRecord("app-rekeyed", (home[r.key.decode()] + 1) % 8, i, r.key, r.value, 0)
+        for i, r in enumerate(forwarded)
+        if r.key is not None
+    ]
+    result = await h.pipeline.process(arrived)
+    assert result.applied == len(moved) and result.rerouted == 0
+    assert set(h.table) == {c.encode() for c in ids}
 
 
 async def test_state_is_written_only_after_the_sinks() -> None:
