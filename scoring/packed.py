@@ -123,6 +123,22 @@ def _header(flags: int) -> bytes:
 # --------------------------------------------------------------------------- encode
 
 
+class NewerFormatError(Exception):
+    """A state written by a newer release. Not a ValueError on purpose: such a state is not
+    corrupt, and starting the creator afresh (what a corrupt state gets) would throw away
+    every creator it touches on a rollback; callers stop instead."""
+
+
+def is_sealed(data: bytes) -> bool:
+    """Whether `data` ends with the CRC-32 of everything before it.
+
+    The promise every format after 3 keeps (and every envelope layout after 1), so that an
+    older release can tell a newer value from a damaged one: format 3 checksums its body
+    only, so a flipped format byte would otherwise read as "newer" and stop the worker.
+    """
+    return len(data) >= 8 and _CRC.pack(zlib.crc32(data[:-4])) == data[-4:]
+
+
 @dataclass(slots=True)
 class _Section:
     """One section's storage columns for every row of the batch, with row counts per creator."""
@@ -496,6 +512,11 @@ def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
     data = bytes(value)
     if len(data) < 8 or data[:2] != MAGIC:
         raise ValueError("not a creator state (bad magic)")
+    if data[2] > FORMAT and is_sealed(data):
+        raise NewerFormatError(
+            f"state format {data[2]} is newer than this worker's ({FORMAT}): it was written "
+            "by a newer release; run that release (or newer), not this one"
+        )
     if data[2] != FORMAT:
         raise ValueError(f"state format {data[2]}, this worker reads format {FORMAT}")
     flags = data[3]
@@ -897,4 +918,4 @@ def _check_used(
         raise ValueError("unused campaign in the table")
 
 
-__all__ = ["FORMAT", "decode", "decode_each", "encode"]
+__all__ = ["FORMAT", "NewerFormatError", "decode", "decode_each", "encode"]

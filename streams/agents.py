@@ -27,6 +27,7 @@ import faust
 import mode
 from faust.tables.manager import TableManager
 
+from scoring.packed import NewerFormatError
 from scoring.params import Params
 from streams import batching, metrics
 from streams.app import (
@@ -45,6 +46,7 @@ from streams.observability import HealthState, ObservabilityRunner, start_observ
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.row_cache import RowCache
 from streams.settings import Settings, load_scoring_params
+from streams.sinks.base import UnwritableError
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
 from streams.state_store import TableStore
@@ -106,6 +108,12 @@ async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faus
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         raise
+    except (NewerFormatError, UnwritableError) as exc:
+        # Not a bug, and nothing a retry mends: say what happened and what to do, once.
+        log.critical("%s; stopping without acknowledging the batch of %d records (it is "
+                     "processed again on restart)", exc, len(records))  # fmt: skip
+        logging.shutdown()
+        os._exit(EXIT_PIPELINE_FAILED)
     except Exception:
         log.critical(
             "pipeline failed on a batch of %d records; exiting", len(records), exc_info=True
@@ -162,7 +170,7 @@ def install_pipeline(
                 params,
                 TableStore(bundle.table, producer, settings.topic_partitions),
                 RedisSink(redis, Keys(settings.redis_prefix)),
-                KafkaSink(producer),
+                KafkaSink(producer, dead_letter_topic=settings.dead_letter_topic),
                 cache=cache,
             )
             # The consumer bypasses the stream (streams.batching): fetches arrive whole.

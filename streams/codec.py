@@ -31,15 +31,21 @@ BAD_JSON: Final = "bad_json"
 BAD_FRAME: Final = "bad_frame"
 UNKNOWN_TOPIC: Final = "unknown_topic"
 MODEL_ERROR: Final = "model_error"
+TOO_LARGE: Final = "too_large"
+UNWRITABLE: Final = "unwritable"
 
 _KINDS: Final[tuple[EventKind, ...]] = ("post", "tag", "order")
 _FRAME_SEP: Final = b"\n"
 
 #: Dead letters must stay producible whatever arrived: the original value is kept whole up
-#: to this size (base64 grows it by a third, under the 1 MB default request size) and cut
-#: beyond it, with its full length recorded. The text copy is only for small values.
-MAX_DEAD_VALUE_BYTES: Final = 512 * 1024
+#: to this size (base64 grows it by a third) and cut beyond it, with its full length
+#: recorded; the key (copied into the envelope and used as the dead letter's own key) and
+#: the error message are cut likewise. A whole envelope stays under 400 KB, well within
+#: the 1 MB default request and message sizes. The text copy is only for small values.
+MAX_DEAD_VALUE_BYTES: Final = 256 * 1024
 MAX_DEAD_TEXT_BYTES: Final = 16 * 1024
+MAX_DEAD_KEY_BYTES: Final = 1024
+MAX_DEAD_MESSAGE_CHARS: Final = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,28 +130,90 @@ def _b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
+def too_large_error(kind: str, size: int, limit: int) -> ValidationError:
+    """A record over the size limit: dead-lettered without being parsed."""
+    return ValidationError(
+        kind=kind,
+        field="",
+        problem=TOO_LARGE,
+        message=f"record value is {size:,} bytes, over the limit of {limit:,} "
+        "(CREATOR_SCORES_MAX_RECORD_BYTES); not parsed",
+    )
+
+
+def dead_letter_key(key: bytes | None) -> bytes | None:
+    """The dead letter's own Kafka key: the original key, cut to MAX_DEAD_KEY_BYTES."""
+    return None if key is None else key[:MAX_DEAD_KEY_BYTES]
+
+
 def dead_letter_value(record: RawRecord, error: ValidationError, *, now_ms: int) -> bytes:
     """The JSON dead-letter envelope for `record` rejected with `error`.
 
     `key`/`value` hold the text when the bytes are UTF-8 (handy when reading the topic by
-    eye); `key_b64`/`value_b64` hold the exact bytes (the value cut at MAX_DEAD_VALUE_BYTES,
-    flagged by `value_truncated`).
+    eye); `key_b64`/`value_b64` hold the exact bytes (cut at MAX_DEAD_KEY_BYTES and
+    MAX_DEAD_VALUE_BYTES, flagged by `key_truncated`/`value_truncated`, with the full sizes
+    in `key_bytes`/`value_bytes`).
     """
-    value = record.value
+    return _envelope(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp_ms,
+        key=record.key,
+        value=record.value,
+        error=error,
+        now_ms=now_ms,
+    )
+
+
+def refused_value(
+    topic: str, key: bytes | None, value: bytes, exc: BaseException, *, now_ms: int
+) -> bytes:
+    """The dead-letter envelope for a record the worker made and the broker refused for good
+    (too large, invalid, not authorised): `topic` is where it was going; no offset."""
+    message = f"the broker refused the record for good: {type(exc).__name__}: {exc}"
+    error = ValidationError(kind="output", field="", problem=UNWRITABLE, message=message)
+    return _envelope(
+        topic=topic,
+        partition=None,
+        offset=None,
+        timestamp_ms=None,
+        key=key,
+        value=value,
+        error=error,
+        now_ms=now_ms,
+    )
+
+
+def _envelope(
+    *,
+    topic: str,
+    partition: int | None,
+    offset: int | None,
+    timestamp_ms: int | None,
+    key: bytes | None,
+    value: bytes,
+    error: ValidationError,
+    now_ms: int,
+) -> bytes:
     size = len(value)
+    key_size = 0 if key is None else len(key)
+    kept_key = dead_letter_key(key)
     envelope: Mapping[str, object] = {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp_ms": record.timestamp_ms,
-        "key": _text(record.key),
-        "key_b64": _b64(record.key),
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp_ms": timestamp_ms,
+        "key": _text(kept_key) if key_size <= MAX_DEAD_KEY_BYTES else None,
+        "key_b64": _b64(kept_key),
+        "key_bytes": None if key is None else key_size,
+        "key_truncated": key_size > MAX_DEAD_KEY_BYTES,
         "reason": error.problem,
         "error": {
             "kind": error.kind,
-            "field": error.field,
+            "field": error.field[:MAX_DEAD_MESSAGE_CHARS],
             "problem": error.problem,
-            "message": error.message,
+            "message": error.message[:MAX_DEAD_MESSAGE_CHARS],
         },
         "value": _text(value) if size <= MAX_DEAD_TEXT_BYTES else None,
         "value_b64": _b64(value[:MAX_DEAD_VALUE_BYTES]),

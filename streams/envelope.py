@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from scoring.packed import NewerFormatError, is_sealed
+
 MAGIC: Final = b"CE"
 LAYOUT: Final = 1
 
@@ -26,9 +28,15 @@ def wrap(model_version: str, state: bytes) -> bytes:
 
 
 def unwrap(value: bytes) -> tuple[str, bytes]:
-    """(model version, state bytes) of a table value; ValueError for anything else."""
+    """(model version, state bytes) of a table value; ValueError for anything else, but
+    NewerFormatError for a value a newer release wrote."""
     if value[:2] != MAGIC or len(value) < 4:
         raise ValueError("table value does not start with the CE header")
+    if value[2] > LAYOUT and is_sealed(value):
+        raise NewerFormatError(
+            f"table value layout {value[2]} is newer than this worker's ({LAYOUT}): it was "
+            "written by a newer release; run that release (or newer), not this one"
+        )
     if value[2] != LAYOUT:
         raise ValueError(f"table value layout {value[2]}, this worker reads layout {LAYOUT}")
     end = 4 + value[3]

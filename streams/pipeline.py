@@ -51,7 +51,7 @@ from scoring.events import Event, EventKind
 from scoring.merge import Outcome, merge
 from scoring.model import score_totals
 from scoring.names import UNKNOWN_REGION
-from scoring.packed import decode_each, encode
+from scoring.packed import NewerFormatError, decode_each, encode
 from scoring.params import Params
 from scoring.validate import ValidationError
 from scoring.vocab import NONE, Vocabulary
@@ -59,10 +59,12 @@ from scoring.window import window_totals
 from streams import envelope, metrics
 from streams.codec import (
     RawRecord,
+    dead_letter_key,
     dead_letter_value,
     decode,
     frame_rekeyed,
     model_error,
+    too_large_error,
     topic_kinds,
     unframe_rekeyed,
     unknown_topic_error,
@@ -92,6 +94,8 @@ class PipelineConfig:
     #: default partitioner gives its creator id is routed to where the state lives
     #: (0: records are taken where they are, as tools without a broker do).
     partitions: int = 0
+    #: A record value over this many bytes is dead-lettered without being parsed.
+    max_record_bytes: int = 1_000_000
 
     @classmethod
     def from_settings(cls, settings: Settings, rekeyed_topic: str) -> PipelineConfig:
@@ -102,6 +106,7 @@ class PipelineConfig:
             dead_letter_topic=settings.dead_letter_topic,
             change_threshold=settings.change_threshold,
             partitions=settings.topic_partitions,
+            max_record_bytes=settings.max_record_bytes,
         )
 
 
@@ -124,6 +129,9 @@ class BatchResult:
     duplicate_by_topic: Counter[str] = field(default_factory=Counter)
     late_by_topic: Counter[str] = field(default_factory=Counter)
 
+
+#: Bytes of record values parsed between two yields to the event loop (a few ms of work).
+DECODE_SLICE_BYTES = 2 * 1024 * 1024
 
 # An event of the flush and the record it came in.
 _Item = tuple[Event, RawRecord]
@@ -200,8 +208,7 @@ class Pipeline:
         now_ms = int(self._clock() * 1000)
         out = _Output()
         out.result.records = len(records)
-        work = self._decode_all(records, now_ms, out)
-        await asyncio.sleep(0)  # decoding is CPU work: let heartbeats through
+        work = await self._decode_all(records, now_ms, out)
         self._flush(work, now_ms, out)
         result = out.result
         result.creators = len(work)
@@ -220,15 +227,31 @@ class Pipeline:
 
     # ---------------------------------------------------------------- decode / route
 
-    def _decode_all(
+    async def _decode_all(
         self, records: Sequence[RawRecord], now_ms: int, out: _Output
     ) -> dict[str, list[_Item]]:
+        """Decode and validate every record, routing the ones this worker must not apply.
+
+        Parsing is CPU work on the event loop: every DECODE_SLICE_BYTES of input it yields,
+        so heartbeats and the sinks' I/O go on however large the batch or its records.
+        """
         kinds = self._kinds
         params = self._params
         rekeyed = self._config.rekeyed_topic
+        limit = self._config.max_record_bytes
         work: dict[str, list[_Item]] = {}
+        parsed = 0
         for record in records:
             topic = record.topic
+            size = len(record.value)
+            if size > limit:
+                kind_name = "unknown" if topic == rekeyed else kinds.get(topic, "unknown")
+                self._dead(record, too_large_error(kind_name, size, limit), now_ms, out)
+                continue
+            parsed += size
+            if parsed > DECODE_SLICE_BYTES:
+                parsed = 0
+                await asyncio.sleep(0)
             if topic == rekeyed:
                 framed = unframe_rekeyed(record.value)
                 if isinstance(framed, ValidationError):
@@ -260,6 +283,7 @@ class Pipeline:
                 items.append((decoded, record))
         if self._config.partitions:
             self._check_partitions(work, out)
+        await asyncio.sleep(0)
         return work
 
     def _check_partitions(self, work: dict[str, list[_Item]], out: _Output) -> None:
@@ -318,7 +342,7 @@ class Pipeline:
         out.records.append(
             OutboundRecord(
                 topic=self._config.dead_letter_topic,
-                key=record.key,
+                key=dead_letter_key(record.key),
                 value=dead_letter_value(record, error, now_ms=now_ms),
             )
         )
@@ -341,6 +365,8 @@ class Pipeline:
         try:
             part = _Output()
             self._flush_creators(list(work), work, now_ms, part)
+        except NewerFormatError:
+            raise  # not this data's fault: a newer release's state; the worker must stop
         except Exception:
             log.exception("flush of %d creators failed; retrying creator by creator", len(work))
         else:
@@ -350,6 +376,8 @@ class Pipeline:
             part = _Output()
             try:
                 self._flush_creators([creator_id], work, now_ms, part)
+            except NewerFormatError:
+                raise
             except Exception as exc:
                 log.exception("model failed for creator %r; its events are dead-lettered",
                               creator_id)  # fmt: skip

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # Young-generation GC threshold for the worker process (0: keep CPython's default).
     gc_gen0_threshold: int = Field(default=100_000, ge=0)
     change_threshold: float = 1.0
+    # A record value over this many bytes is dead-lettered (reason too_large) unparsed;
+    # below the broker's default message size (1,048,588) so that re-keyed copies fit.
+    max_record_bytes: int = Field(default=1_000_000, ge=1024)
     future_margin_s: int = 300
     scoring_params_file: Path | None = None
 

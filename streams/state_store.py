@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams import metrics
 from streams.partitioning import partitions_for
-from streams.sinks.base import Backoff
+from streams.sinks.base import Backoff, UnwritableError
 from streams.sinks.kafka import Record, batches, partition_for, send_batches
 
 __all__ = ["DictStore", "StateStore", "TableStore", "partition_for"]
@@ -87,7 +87,16 @@ class TableStore:
             for partition, records in by_partition.items()
             for b in batches(self._producer, topic, partition, records)
         ]
-        await send_batches(self._producer, pending, self._backoff, "changelog write")
+        refused = await send_batches(self._producer, pending, self._backoff, "changelog write")
+        if refused:
+            first = refused[0]
+            key = first.record[0] or b""
+            raise UnwritableError(
+                f"the broker refused {len(refused)} state changelog records for good, so this "
+                f"batch cannot be acknowledged; the first, creator {key[:200]!r} "
+                f"({len(first.record[1]):,} bytes): {type(first.error).__name__}: {first.error}. "
+                f"Raise max.message.bytes of {topic!r} (and the producer's max batch size)"
+            )
         store = self._store
         for key, value in items:
             store[key] = value

@@ -47,6 +47,11 @@ class OutboundRecord:
     timestamp_ms: int | None = None
 
 
+class UnwritableError(RuntimeError):
+    """Records the broker refused for good and that cannot be dead-lettered either (or state
+    changes: a changelog record is never dropped). The batch must not be acknowledged."""
+
+
 class SnapshotSink(Protocol):
     """Where creator snapshots go (Redis)."""
 

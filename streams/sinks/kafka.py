@@ -14,17 +14,29 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedVersionError,
+)
 from aiokafka.partitioner import murmur2
 
 from streams import metrics
+from streams.codec import UNWRITABLE, dead_letter_key, refused_value
 from streams.partitioning import partitions_for
 from streams.settings import Settings
-from streams.sinks.base import Backoff, OutboundRecord
+from streams.sinks.base import Backoff, OutboundRecord, UnwritableError
 
 log = logging.getLogger(__name__)
 
@@ -80,33 +92,76 @@ def batches(
         yield Batch(topic, partition, builder, kept)
 
 
+#: Produce errors no retry gets past: the record itself (too large, invalid, a timestamp
+#: the topic refuses) or its topic (invalid name, not authorised, a policy). Everything
+#: else (broker down, leader moving, request timed out) passes, and is retried.
+PERMANENT_ERRORS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTopicError,
+    InvalidTimestampError,
+    PolicyViolationError,
+    TopicAuthorizationFailedError,
+    UnsupportedVersionError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A record the broker refused for good, and why."""
+
+    topic: str
+    partition: int
+    record: Record
+    error: BaseException
+
+
 async def send_batches(
     producer: AIOKafkaProducer, pending: list[Batch], backoff: Backoff, what: str
-) -> None:
-    """Send every batch and wait for the broker to acknowledge them all; retry the ones
-    that fail (rebuilt: a sent builder cannot be sent again), with backoff, for ever."""
+) -> list[Refused]:
+    """Send every batch and wait until the broker has acknowledged or refused each record.
+
+    Failed batches are sent again (rebuilt: a sent builder cannot be sent again): after a
+    passing error with backoff, for ever; after a permanent one at once, record by record,
+    to find the records at fault. Those come back as `Refused`; every other record is
+    written when this returns.
+    """
+    refused: list[Refused] = []
     while pending:
-        failed, error = await _send(producer, pending)
+        failed = await _send(producer, pending)
         if not failed:
             backoff.reset()
-            return
-        metrics.KAFKA_ERRORS.inc()
-        assert error is not None
-        await backoff.sleep(log, f"{what}: {len(failed)} batches", error)
+            return refused
+        again: list[Batch] = []
+        passing: BaseException | None = None
+        for batch, error in failed:
+            if not isinstance(error, PERMANENT_ERRORS):
+                again.append(batch)
+                passing = error
+            elif len(batch.records) == 1:
+                refused.append(Refused(batch.topic, batch.partition, batch.records[0], error))
+            else:
+                again.extend(
+                    alone
+                    for record in batch.records
+                    for alone in batches(producer, batch.topic, batch.partition, [record])
+                )
+        if passing is not None:
+            metrics.KAFKA_ERRORS.inc()
+            await backoff.sleep(log, f"{what}: {len(failed)} batches", passing)
         pending = [
-            rebuilt
-            for b in failed
-            for rebuilt in batches(producer, b.topic, b.partition, b.records)
+            rebuilt for b in again for rebuilt in batches(producer, b.topic, b.partition, b.records)
         ]
+    return refused
 
 
 async def _send(
     producer: AIOKafkaProducer, pending: list[Batch]
-) -> tuple[list[Batch], BaseException | None]:
+) -> list[tuple[Batch, BaseException]]:
     futures = []
     sent: list[Batch] = []
-    failed: list[Batch] = []
-    error: BaseException | None = None
+    failed: list[tuple[Batch, BaseException]] = []
     for i, batch in enumerate(pending):
         try:
             futures.append(
@@ -115,8 +170,7 @@ async def _send(
         except KafkaError as exc:
             # The producer refused to queue (e.g. metadata unavailable): keep the rest for
             # the next attempt instead of queueing behind a broken state.
-            failed.extend(pending[i:])
-            error = exc
+            failed.extend((b, exc) for b in pending[i:])
             break
         sent.append(batch)
     results = await asyncio.gather(*futures, return_exceptions=True)
@@ -124,17 +178,31 @@ async def _send(
         if isinstance(result, BaseException):
             if not isinstance(result, KafkaError | OSError):
                 raise result
-            failed.append(batch)
-            error = result
-    return failed, error
+            failed.append((batch, result))
+    return failed
 
 
 class KafkaSink:
-    """Writes a batch of records and returns once every one of them is acknowledged."""
+    """Writes a batch of records and returns once every one of them is acknowledged.
 
-    def __init__(self, producer: AIOKafkaProducer, backoff: Backoff | None = None) -> None:
+    A record the broker refuses for good (too large for its topic, not authorised, ...)
+    is replaced by a dead letter saying so (`dead_letter_topic`); a dead letter that is
+    refused in turn, or a refusal without a dead-letter topic, raises `UnwritableError`:
+    the batch is then not acknowledged, and the worker stops.
+    """
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        backoff: Backoff | None = None,
+        *,
+        dead_letter_topic: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._producer = producer
         self._backoff = backoff or Backoff()
+        self._dead_letter_topic = dead_letter_topic
+        self._clock = clock
         self._partitions: dict[str, tuple[float, list[int]]] = {}
 
     async def write(self, batch: Sequence[OutboundRecord]) -> None:
@@ -162,8 +230,42 @@ class KafkaSink:
             for (topic, partition), records in by_tp.items()
             for b in batches(self._producer, topic, partition, records)
         ]
-        await send_batches(self._producer, pending, self._backoff, "producing records")
+        refused = await send_batches(self._producer, pending, self._backoff, "producing records")
+        if refused:
+            await self._dead_letter(refused)
         metrics.KAFKA_PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _dead_letter(self, refused: list[Refused]) -> None:
+        """Dead letters for records the broker refused for good (see the class docstring)."""
+        dead_topic = self._dead_letter_topic
+        first = refused[0]
+        if dead_topic is None or any(r.topic == dead_topic for r in refused):
+            raise UnwritableError(
+                f"{len(refused)} records refused for good; the first to {first.topic!r} "
+                f"({len(first.record[1]):,} bytes): {type(first.error).__name__}: {first.error}"
+            )
+        now_ms = int(self._clock() * 1000)
+        letters = []
+        for r in refused:
+            key, value, _ = r.record
+            letters.append(
+                OutboundRecord(
+                    dead_topic, dead_letter_key(key), refused_value(r.topic, key, value, r.error,
+                                                                    now_ms=now_ms)
+                )
+            )  # fmt: skip
+            metrics.DEAD_LETTERS.labels(r.topic, UNWRITABLE).inc()
+        log.error(
+            "%d records refused by the broker for good, dead-lettered to %r instead; the "
+            "first to %r (%s bytes): %s: %s",
+            len(refused), dead_topic, first.topic, f"{len(first.record[1]):,}",
+            type(first.error).__name__, first.error,
+        )  # fmt: skip
+        self._dead_letter_topic = None  # a dead letter refused in turn is not dead-lettered
+        try:
+            await self.write(letters)
+        finally:
+            self._dead_letter_topic = dead_topic
 
     async def _partitions_of(self, topic: str) -> list[int]:
         """The topic's partitions, from the producer's metadata (read again after a while:

@@ -1,17 +1,20 @@
-"""Shared helpers of the integration tests: reading back what a test wrote to a topic."""
+"""Shared helpers of the integration tests: topics of a given shape, and reading them back."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.settings import Settings
 
 ReadTopic = Callable[[str, int], Awaitable[list[Any]]]
+#: `await make_topics((name, partitions, topic configs), ...)` -> the topics' full names.
+MakeTopics = Callable[..., Awaitable[list[str]]]
 
 
 @pytest.fixture
@@ -36,3 +39,29 @@ def read_topic(stack_settings: Settings) -> ReadTopic:
         return out
 
     return read
+
+
+@pytest.fixture
+async def make_topics(stack_settings: Settings, unique: str) -> AsyncIterator[MakeTopics]:
+    """Topics of the shape a test needs (names made unique), deleted afterwards."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
+    await admin.start()
+    made: list[str] = []
+
+    async def make(*specs: tuple[str, int, dict[str, str]]) -> list[str]:
+        names = [f"it-{unique}-{name}" for name, _, _ in specs]
+        await admin.create_topics(
+            [
+                NewTopic(full, parts, 1, topic_configs=configs)
+                for full, (_, parts, configs) in zip(names, specs, strict=True)
+            ]
+        )
+        made.extend(names)
+        return names
+
+    try:
+        yield make
+    finally:
+        if made:
+            await admin.delete_topics(made)
+        await admin.close()

@@ -8,6 +8,7 @@ A value larger than the batch size goes in a batch of its own.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,10 +18,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.settings import Settings
+from streams.sinks.base import Backoff, UnwritableError
 from streams.state_store import TableStore, partition_for
 
 if TYPE_CHECKING:
-    from tests.integration.conftest import ReadTopic
+    from tests.integration.conftest import MakeTopics, ReadTopic
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +82,23 @@ async def test_values_reach_the_changelog_partitioned_like_faust(
     for r in records:
         expected = partitioner(r.key, list(range(PARTITIONS)), list(range(PARTITIONS)))
         assert r.partition == expected == partition_for(r.key, PARTITIONS)
+
+
+async def test_a_state_the_changelog_refuses_stops_the_batch_and_keeps_nothing(
+    stack_settings: Settings, make_topics: MakeTopics, read_topic: ReadTopic
+) -> None:
+    """No commit without the changelog: a refused state raises, and the store is untouched
+    (the worker then exits without acknowledging the batch, which is redone on restart)."""
+    (topic,) = await make_topics(("changelog", PARTITIONS, {"max.message.bytes": "2000"}))
+    producer = AIOKafkaProducer(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
+    await producer.start()
+    table = _Table(_Topic(topic))
+    store = TableStore(table, producer, PARTITIONS, Backoff(initial_s=0.01))
+    items = [(f"cr-{i}".encode(), b"s" * 100) for i in range(8)] + [(b"cr-huge", b"H" * 5000)]
+    try:
+        with pytest.raises(UnwritableError, match=r"b'cr-huge' \(5,000 bytes\).*max.message"):
+            async with asyncio.timeout(30):
+                await store.put_many(items)
+    finally:
+        await producer.stop()
+    assert table.data == {}

@@ -6,46 +6,17 @@ runs `check_topics` as worker start-up does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.settings import Settings
 from streams.topics import TopicLayoutError, check_topics
 
+if TYPE_CHECKING:
+    from tests.integration.conftest import MakeTopics
+
 pytestmark = pytest.mark.integration
-
-MakeTopics = Callable[..., Awaitable[list[str]]]
-
-
-@pytest.fixture
-async def make_topics(stack_settings: Settings, unique: str) -> AsyncIterator[MakeTopics]:
-    """`await make_topics((name, partitions, configs), ...)` -> the full topic names."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
-    await admin.start()
-    made: list[str] = []
-
-    async def make(*specs: tuple[str, int, dict[str, str]]) -> list[str]:
-        names = [f"topics-{unique}-{name}" for name, _, _ in specs]
-        await admin.create_topics(
-            [
-                NewTopic(full, parts, 1, topic_configs=configs)
-                for full, (_, parts, configs) in zip(names, specs, strict=True)
-            ]
-        )
-        made.extend(names)
-        return names
-
-    try:
-        yield make
-    finally:
-        if made:
-            await admin.delete_topics(made)
-        await admin.close()
-
-
-COMPACT = {"cleanup.policy": "compact"}
 
 
 async def test_co_partitioned_and_compacted_topics_pass(

@@ -13,11 +13,15 @@ from scoring.validate import ValidationError
 from streams.codec import (
     BAD_FRAME,
     BAD_JSON,
+    MAX_DEAD_KEY_BYTES,
+    MAX_DEAD_MESSAGE_CHARS,
     MAX_DEAD_VALUE_BYTES,
     RawRecord,
+    dead_letter_key,
     dead_letter_value,
     decode,
     frame_rekeyed,
+    refused_value,
     topic_kinds,
     unframe_rekeyed,
 )
@@ -151,3 +155,28 @@ def test_dead_letter_envelope_cuts_huge_values() -> None:
     assert env["value_bytes"] == MAX_DEAD_VALUE_BYTES + 10
     assert len(base64.b64decode(env["value_b64"])) == MAX_DEAD_VALUE_BYTES
     assert len(raw) < 1_000_000  # still fits a default Kafka request
+
+
+def test_dead_letter_envelope_fits_whatever_the_key_value_and_message() -> None:
+    # The worst a source record can be: a 1 MB value, a 100 KB key, a long error message.
+    record = _record(b"K" * 100_000, b"\xff" * 1_048_576)
+    error = ValidationError("post", "f" * 50_000, BAD_JSON, "m" * 50_000)
+    raw = dead_letter_value(record, error, now_ms=NOW_MS)
+    assert len(raw) < 400_000
+    env = orjson.loads(raw)
+    assert env["key"] is None and env["key_truncated"] is True and env["key_bytes"] == 100_000
+    assert base64.b64decode(env["key_b64"]) == b"K" * MAX_DEAD_KEY_BYTES
+    assert len(env["error"]["message"]) == MAX_DEAD_MESSAGE_CHARS
+    assert dead_letter_key(record.key) == b"K" * MAX_DEAD_KEY_BYTES
+    assert dead_letter_key(None) is None
+    small = orjson.loads(dead_letter_value(_record(b"cr-1", b"{"), error, now_ms=NOW_MS))
+    assert small["key"] == "cr-1" and small["key_bytes"] == 4 and small["key_truncated"] is False
+
+
+def test_a_refused_output_record_is_described_with_its_destination() -> None:
+    exc = RuntimeError("MESSAGE_TOO_LARGE")
+    env = orjson.loads(refused_value("changes", b"cr-1", b"v" * 10, exc, now_ms=NOW_MS))
+    assert env["topic"] == "changes" and env["offset"] is None and env["partition"] is None
+    assert env["reason"] == "unwritable" and env["error"]["kind"] == "output"
+    assert env["error"]["message"].endswith("RuntimeError: MESSAGE_TOO_LARGE")
+    assert env["value"] == "v" * 10 and env["value_bytes"] == 10

@@ -17,7 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
+from scoring import packed
 from scoring.explain import ScoreCard, explanation_basis, explanation_dicts, explanations_from_basis
+from scoring.packed import NewerFormatError
 from scoring.params import DEFAULT_PARAMS, Params
 from scoring.state import CreatorState, score
 from scoring.validate import ValidationError, validate
@@ -314,6 +316,41 @@ async def test_records_on_another_partition_than_their_creators_are_routed_there
     assert set(h.table) == {c.encode() for c in ids}
 
 
+async def test_a_record_over_the_size_limit_is_dead_lettered_unparsed() -> None:
+    h = Harness(config=dataclasses.replace(CONFIG, max_record_bytes=2048))
+    big = orjson.dumps({**post("a", 0), "caption": "x" * 3000})
+    huge_key = b"k" * 5000
+    records = [h.record("posts", huge_key, big), h.record("posts", b"b", post("b", 0))]
+    result = await h.pipeline.process(records)
+    assert dict(result.dead_reasons) == {"too_large": 1} and result.applied == 1
+    (letter,) = h.outbound("dead")
+    assert letter.key == huge_key[:1024]  # the dead letter's own key is capped too
+    envelope = orjson.loads(letter.value)
+    assert envelope["reason"] == "too_large" and envelope["value_bytes"] == len(big)
+    assert "over the limit of 2,048" in envelope["error"]["message"]
+
+
+async def test_decoding_a_large_batch_yields_to_the_event_loop() -> None:
+    h = Harness()
+    padded = [{**post(f"c{i}", 0), "caption": "x" * 200_000} for i in range(40)]
+    records = [h.record("posts", f"c{i}".encode(), p) for i, p in enumerate(padded)]
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0)
+    started = ticks
+    result = await h.pipeline.process(records)  # 8 MB of JSON: four slices at least
+    task.cancel()
+    assert result.applied == 40
+    assert ticks - started >= 4
+
+
 async def test_state_is_written_only_after_the_sinks() -> None:
     h = Harness()
     await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
@@ -469,7 +506,7 @@ def test_envelope_round_trip_and_corruption() -> None:
     for bad, problem in (
         (b"", "CE header"),
         (b"CS\x01\x00\x00\x00\x02{}", "CE header"),
-        (b"CE\x02\x00", "layout 2"),
+        (b"CE\x00\x00", "layout 0"),
         (b"CE\x01\x09abc", "truncated"),
         (b"CE\x01\x02\xff\xfe", "UTF-8"),
     ):
@@ -477,6 +514,33 @@ def test_envelope_round_trip_and_corruption() -> None:
             envelope.unwrap(bad)
     with pytest.raises(ValueError, match="longer than 255"):
         envelope.wrap("v" * 256, b"")
+    # A newer layout is sealed (ends with the CRC-32 of what comes before it): a damaged
+    # layout byte is not, and stays a plain error.
+    newer = sealed(b"CE\x02\x00" + b"future")
+    with pytest.raises(NewerFormatError, match="layout 2 is newer than this worker's"):
+        envelope.unwrap(newer)
+    with pytest.raises(ValueError, match="layout 2, this worker reads layout 1"):
+        envelope.unwrap(b"CE\x02\x00" + b"future\x00\x00\x00\x00")
+
+
+def sealed(data: bytes) -> bytes:
+    return data + zlib.crc32(data).to_bytes(4, "little")
+
+
+async def test_a_state_from_a_newer_release_stops_the_flush_and_changes_nothing() -> None:
+    """A rollback must not wipe creators: a newer state is neither reset nor dead-lettered."""
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
+    stored = envelope.unwrap(h.table[b"a"])[1]
+    newer = sealed(stored[:2] + bytes((packed.FORMAT + 1,)) + stored[3:])
+    h.table[b"a"] = envelope.wrap(DEFAULT_PARAMS.model_version, newer)
+    before = dict(h.table)
+    batches = (len(h.redis.batches), len(h.kafka.batches))
+    batch = [h.record("posts", b"a", post("a", 1)), h.record("posts", b"b", post("b", 0))]
+    with pytest.raises(NewerFormatError, match=r"state format \d+ is newer"):
+        await h.pipeline.process(batch)
+    assert dict(h.table) == before
+    assert (len(h.redis.batches), len(h.kafka.batches)) == batches
 
 
 async def test_freshness_is_observed_per_applied_event() -> None:

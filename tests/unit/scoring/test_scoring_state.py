@@ -32,6 +32,7 @@ from scoring import packed
 from scoring.events import Event, OrderEvent, PostEvent, TagEvent
 from scoring.merge import Outcome
 from scoring.state import CreatorState, score
+from scoring.vocab import Vocabulary
 
 A, U, D, L = Outcome.APPLIED, Outcome.UPDATED, Outcome.DUPLICATE, Outcome.LATE
 
@@ -567,3 +568,17 @@ def test_tags_and_orders_name_posts_held_or_not() -> None:
     again = CreatorState.from_bytes(CID, s.to_bytes())
     assert again.to_bytes() == s.to_bytes()
     assert totals(again).shoppable[0] == 2
+
+
+def test_a_sealed_newer_format_is_told_apart_from_a_damaged_one() -> None:
+    data = build(typical_creator()[:40]).to_bytes()
+    newer = data[:2] + bytes((packed.FORMAT + 1,)) + data[3:]
+    newer += zlib.crc32(newer).to_bytes(4, "little")  # the seal every later format keeps
+    assert packed.is_sealed(newer) and not packed.is_sealed(data)
+    with pytest.raises(packed.NewerFormatError, match="newer than this worker's"):
+        CreatorState.from_bytes(CID, newer)
+    with pytest.raises(packed.NewerFormatError):
+        packed.decode_each([data, newer], Vocabulary())
+    damaged = data[:2] + bytes((packed.FORMAT + 1,)) + data[3:]  # a flipped format byte
+    with pytest.raises(ValueError, match="corrupt creator state"):
+        CreatorState.from_bytes(CID, damaged)
