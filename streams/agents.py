@@ -85,14 +85,19 @@ async def flush_changelog(app: faust.App) -> None:
     await producer.flush()
 
 
-async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faust.App) -> None:
-    """Run one batch to the end (changelog writes included) even when the agent is being stopped.
+async def _run_batch(
+    pipeline: Pipeline, records: Sequence[RawRecord], app: faust.App, abandon: asyncio.Event
+) -> bool:
+    """Run one batch to the end (changelog writes included); False if it was abandoned.
 
-    Faust acknowledges the batch's records as soon as the agent moves on, whether it
-    finished or was cancelled; so a shutdown waits for the batch instead of abandoning it
-    half-written. A failure the sinks do not retry (a bug) ends the process at once, before
-    anything is acknowledged: a restart then reprocesses the batch, which is safe, whereas
-    carrying on would commit offsets for events that never reached Redis.
+    The batch is not given up when the agent is cancelled: Faust acknowledges a batch's
+    records as soon as the agent moves on, so a shutdown or rebalance first waits for the
+    batch (`streams.batching.BatchConsumer.wait_empty`), which sets `abandon` if the batch
+    takes too long (Redis or Kafka down). An abandoned batch is cancelled where it stands
+    and its records stay unacknowledged: it writes nothing more, and whoever owns its
+    partitions next processes it again. A failure the sinks do not retry ends the process
+    at once, before anything is acknowledged: a restart then reprocesses the batch, which
+    is safe, whereas carrying on would commit offsets for events that never reached Redis.
     """
 
     async def run() -> None:
@@ -100,26 +105,50 @@ async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faus
         await flush_changelog(app)
 
     task = asyncio.ensure_future(run())
+    given_up = asyncio.ensure_future(abandon.wait())
     try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if not task.done():
-            log.info("stopping: finishing the batch in progress (%d records) first", len(records))
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        raise
-    except (NewerFormatError, UnwritableError) as exc:
+        while True:
+            try:
+                await asyncio.wait({task, given_up}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                if task.done() or given_up.done():
+                    raise
+                log.info("stopping: finishing the batch in progress (%d records) first",
+                         len(records))  # fmt: skip
+                await asyncio.wait({task, given_up}, return_when=asyncio.FIRST_COMPLETED)
+                if given_up.done() and not task.done():
+                    await _cancel(task)
+                elif not task.cancelled() and task.exception() is not None:
+                    _exit_failed(task.exception(), len(records))
+                raise
+            if task.done():
+                if not task.cancelled() and task.exception() is not None:
+                    _exit_failed(task.exception(), len(records))
+                return True
+            if given_up.done():
+                await _cancel(task)
+                return False
+    finally:
+        given_up.cancel()
+
+
+async def _cancel(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def _exit_failed(exc: BaseException | None, records: int) -> None:
+    """End the process at once, before anything of the batch is acknowledged."""
+    if isinstance(exc, NewerFormatError | UnwritableError):
         # Not a bug, and nothing a retry mends: say what happened and what to do, once.
         log.critical("%s; stopping without acknowledging the batch of %d records (it is "
-                     "processed again on restart)", exc, len(records))  # fmt: skip
-        logging.shutdown()
-        os._exit(EXIT_PIPELINE_FAILED)
-    except Exception:
-        log.critical(
-            "pipeline failed on a batch of %d records; exiting", len(records), exc_info=True
-        )
-        logging.shutdown()
-        os._exit(EXIT_PIPELINE_FAILED)
+                     "processed again on restart)", exc, records)  # fmt: skip
+    else:
+        log.critical("pipeline failed on a batch of %d records; exiting", records,
+                     exc_info=exc)  # fmt: skip
+    logging.shutdown()
+    os._exit(EXIT_PIPELINE_FAILED)
 
 
 async def _drain_ingest(
@@ -138,7 +167,9 @@ async def _drain_ingest(
             continue
         started = time.perf_counter()
         batching.track(consumer, messages)
-        await _run_batch(pipeline, batching.to_records(messages), app)
+        ingest.abandon.clear()
+        if not await _run_batch(pipeline, batching.to_records(messages), app, ingest.abandon):
+            continue  # abandoned: its records stay unacknowledged (see _run_batch)
         batching.ack(consumer, messages)
         sizer.observe(len(messages), time.perf_counter() - started)
 
@@ -157,6 +188,7 @@ def install_pipeline(
         frozenset((*settings.source_topics, rekeyed_topic_name(settings))),
         max_pending_records=batch_size,
         bulk_changelog=settings.changelog_bulk,
+        stop_wait_s=settings.stop_batch_wait_s,
     )
     batching.attach(app, ingest)
 

@@ -4,7 +4,7 @@ Faust's consumer delivers every record on its own (a task per message, the condu
 a channel queue, the stream iterator), which costs far more CPU per event than scoring
 it. This module keeps everything else Faust does (subscription, rebalancing, changelog
 recovery, tables, offset commits) and replaces only that per-message delivery, for the
-topics the scoring agent reads. It is selected with `CREATOR_SCORES_INGEST=batch`.
+topics the scoring agent reads.
 
 How it fits in: `BatchTransport` is the aiokafka transport with `BatchConsumer` as its
 consumer, registered under the URL scheme `kafka+batch` (the worker uses it for
@@ -70,7 +70,11 @@ class BatchIngest:
     #: Apply table changelog records a fetch at a time (`ChangelogBulk`); False leaves
     #: them to Faust's per-event recovery loop.
     bulk_changelog: bool = True
+    #: How long a rebalance or shutdown waits for the batch in flight before abandoning it.
+    stop_wait_s: float = 20.0
     queue: asyncio.Queue[list[Message]] = field(init=False)
+    #: Set when the batch in flight must be given up unacknowledged (see `BatchConsumer`).
+    abandon: asyncio.Event = field(init=False)
     #: The part of a fetch that did not fit in the last batch taken.
     _rest: list[Message] = field(init=False, default_factory=list)
     #: Records queued or in `_rest` (taken batches no longer count).
@@ -87,6 +91,7 @@ class BatchIngest:
                 f"max_pending_records must be at least 1, got {self.max_pending_records}"
             )
         self.queue = asyncio.Queue(self.max_pending)
+        self.abandon = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
 
@@ -291,7 +296,43 @@ class ChangelogBulk:
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, delivering the batch topics' records one fetch at a time."""
+    """Faust's aiokafka consumer, delivering the batch topics' records one fetch at a time.
+
+    A rebalance or a shutdown first waits for the messages in flight to be acknowledged
+    (`wait_empty`); Faust waits for ever, which during a Redis or Kafka outage means a
+    worker that cannot stop, and that keeps retrying writes for partitions the group has
+    meanwhile given to another member. Here it waits `stop_wait_s` at most, then tells
+    the agent to abandon its batch unacknowledged (`BatchIngest.abandon`): the batch
+    writes nothing more, and whoever owns its partitions next reads it again from the
+    committed offsets.
+    """
+
+    async def wait_empty(self) -> None:
+        ingest = ingest_for(self.app)
+        if ingest is None:
+            await super().wait_empty()
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ingest.stop_wait_s
+        while not self.should_stop and self._unacked_messages:
+            await self.commit()
+            self._clean_unacked_messages()
+            left = deadline - loop.time()
+            if not self._unacked_messages or left <= 0:
+                break
+            await self._wait_for_ack(timeout=min(1.0, left))
+            self._clean_unacked_messages()
+        if self._unacked_messages:
+            log.warning(
+                "the batch in flight (%d records) is still not written after %.0fs (are "
+                "Redis and Kafka up?); abandoning it unacknowledged: it is processed again "
+                "by whoever owns its partitions next",
+                len(self._unacked_messages),
+                ingest.stop_wait_s,
+            )
+            ingest.abandon.set()
+            self._unacked_messages.clear()
+        await self.commit_and_end_transactions()
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         ingest = ingest_for(self.app)

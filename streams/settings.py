@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # target only bounds catch-up flushes.
     batch_size: int = Field(default=20_000, ge=1)
     batch_target_s: float = Field(default=1.0, ge=0)
+    # On SIGTERM, how long the batch in progress may take to finish; one still retrying
+    # then (Redis or Kafka down) is abandoned unacknowledged, so the worker exits within
+    # its grace period (docker-compose: 30 s) and the batch is redone by the next owner.
+    stop_batch_wait_s: float = Field(default=20.0, ge=0)
     # Batch ingest: apply state changelog records a fetch at a time (recovery, standbys)
     # instead of through Faust's per-event recovery loop (streams.batching.ChangelogBulk).
     changelog_bulk: bool = True

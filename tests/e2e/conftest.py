@@ -16,6 +16,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
 from streams.app import worker_topic_specs
+from streams.devtools.stack import LocalStack, port_open
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -440,3 +442,51 @@ def make_events(
 def now_ms() -> Iterator[int]:
     # Whole hours keep event times readable in failures; all events lie in the past.
     yield (int(time.time() * 1000) // HOUR_MS) * HOUR_MS
+
+
+@dataclass
+class PrivateRedis:
+    """A Redis server of the test's own (on a free port), which the test may freeze or stop:
+    the shared stack's Redis must never be disturbed."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def freeze(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    port = free_port()
+    (tmp_path / "redis").mkdir()
+    proc = subprocess.Popen(
+        [LocalStack.redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path / "redis")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not port_open("127.0.0.1", port):
+        assert proc.poll() is None, f"private redis exited with {proc.returncode}"
+        assert time.monotonic() < deadline, "private redis did not start in 10 s"
+        time.sleep(0.05)
+    server = PrivateRedis(proc, port)
+    try:
+        yield server
+    finally:
+        server.thaw()
+        proc.kill()
+        proc.wait(10)

@@ -7,6 +7,7 @@ nothing extra, whatever the batching, keying or crashes on the way.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import zlib
@@ -34,7 +35,7 @@ from streams.settings import Settings, load_scoring_params
 Produced = tuple[str, bytes | None, bytes]
 
 if TYPE_CHECKING:
-    from tests.e2e.conftest import WorkerEnv
+    from tests.e2e.conftest import PrivateRedis, WorkerEnv
 
 pytestmark = pytest.mark.e2e
 
@@ -282,3 +283,79 @@ async def test_kill_9_and_restart_matches_undisturbed_run(
     restored = await worker_env.metric(proc, "creator_scores_changelog_records_applied_total")
     assert restored == left
     assert worker_env.stop(proc) == 0
+
+
+async def test_sigterm_during_a_redis_outage_exits_in_time_and_acknowledges_nothing(
+    worker_env: WorkerEnv, private_redis: PrivateRedis, now_ms: int
+) -> None:
+    settings = worker_env.settings
+    events = worker_env.make_events(creators=30, posts_per_creator=4, seed=21, now_ms=now_ms)
+    half = len(events.records) // 2
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    on_private = {"REDIS_URL": private_redis.url}
+    proc = worker_env.start(**on_private, CREATOR_SCORES_STOP_BATCH_WAIT_S="3")
+    await worker_env.produce(events.records[:half])
+    await worker_env.wait_caught_up(settings.source_topics, proc)
+    await worker_env.wait_caught_up(sources, proc)
+
+    # Redis hangs; the rest arrives, and the worker's batch retries it until told to stop.
+    private_redis.freeze()
+    await worker_env.produce(events.records[half:])
+    await asyncio.sleep(4)
+    started = time.monotonic()
+    status = worker_env.stop(proc, timeout=25)
+    took = time.monotonic() - started
+    log = worker_env.log_text()
+    assert "abandoning it unacknowledged" in log, log[-3000:]
+    assert took < 20, f"took {took:.1f}s to stop; the compose grace period is 30 s"
+    assert status == 0
+
+    # Nothing of the abandoned batch was acknowledged: the next worker processes it, and
+    # Redis ends exactly as if there had been no outage.
+    private_redis.thaw()
+    proc2 = worker_env.start("worker2", **on_private)
+    await worker_env.wait_caught_up(settings.source_topics, proc2)
+    await worker_env.wait_caught_up(sources, proc2)
+    client = Redis.from_url(private_redis.url)
+    try:
+        dump = await worker_env.redis_dump(client, settings.redis_prefix)
+    finally:
+        await client.aclose()
+    cards = expected_cards(events.payloads, now_ms)
+    assert without_updated_at(dump) == expected_redis(cards, settings.redis_prefix)
+    assert "Traceback" not in worker_env.log_text("worker2")
+
+
+async def test_a_rebalance_during_a_redis_outage_fences_the_stuck_batch(
+    worker_env: WorkerEnv, private_redis: PrivateRedis, now_ms: int
+) -> None:
+    settings = worker_env.settings
+    events = worker_env.make_events(creators=30, posts_per_creator=4, seed=22, now_ms=now_ms)
+    half = len(events.records) // 2
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    env = {"REDIS_URL": private_redis.url, "CREATOR_SCORES_STOP_BATCH_WAIT_S": "3"}
+    proc = worker_env.start(**env)
+    await worker_env.produce(events.records[:half])
+    await worker_env.wait_caught_up(sources, proc)
+
+    private_redis.freeze()
+    await worker_env.produce(events.records[half:])
+    await asyncio.sleep(4)
+    # A second worker joins while the first is stuck on Redis: the rebalance must not wait
+    # for the stuck batch for ever; the batch is given up, unacknowledged.
+    proc2 = worker_env.start("worker2", **env)
+
+    async def abandoned() -> bool:
+        return "abandoning it unacknowledged" in worker_env.log_text()
+
+    await worker_env.wait_for(abandoned, timeout=60, proc=proc, what="the batch given up")
+    private_redis.thaw()
+    for p in (proc, proc2):
+        await worker_env.wait_caught_up(sources, p)
+    client = Redis.from_url(private_redis.url)
+    try:
+        dump = await worker_env.redis_dump(client, settings.redis_prefix)
+    finally:
+        await client.aclose()
+    cards = expected_cards(events.payloads, now_ms)
+    assert without_updated_at(dump) == expected_redis(cards, settings.redis_prefix)
