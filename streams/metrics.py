@@ -64,6 +64,11 @@ DEAD_LETTERS = Counter(
     ["topic", "reason"],
     registry=REGISTRY,
 )
+STATES_TRIMMED = Counter(
+    "creator_scores_states_trimmed",
+    "Creator states cut to CREATOR_SCORES_MAX_STATE_BYTES by dropping their oldest days.",
+    registry=REGISTRY,
+)
 EVENTS_REROUTED = Counter(
     "creator_scores_events_rerouted",
     "Records routed through the repartition topic to the worker holding their creator: keyed "

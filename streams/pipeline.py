@@ -42,6 +42,7 @@ from scoring.columns import (
     Heads,
     Ints,
     arrivals,
+    distinct,
     overlay,
     place,
     select,
@@ -96,6 +97,8 @@ class PipelineConfig:
     partitions: int = 0
     #: A record value over this many bytes is dead-lettered without being parsed.
     max_record_bytes: int = 1_000_000
+    #: A creator's state is kept under this many bytes (oldest days dropped first).
+    max_state_bytes: int = 900_000
 
     @classmethod
     def from_settings(cls, settings: Settings, rekeyed_topic: str) -> PipelineConfig:
@@ -107,6 +110,7 @@ class PipelineConfig:
             change_threshold=settings.change_threshold,
             partitions=settings.topic_partitions,
             max_record_bytes=settings.max_record_bytes,
+            max_state_bytes=settings.max_state_bytes,
         )
 
 
@@ -407,6 +411,9 @@ class Pipeline:
         comparable = [i for i in changed.tolist() if models[i] == params.model_version]
         before = select(heads, columns, np.array(comparable, dtype=np.int64))
         after = select(merged.heads, merged.columns, changed)
+        # Encoded before scoring: a state over the size limit is cut first, and scored as cut.
+        states = encode(after[0], after[1], vocab)
+        after, states = self._bounded(after, states, [ids[i] for i in changed.tolist()])
         both_heads, both_columns = stack(before, after)
         totals = window_totals(both_columns, both_heads.watermark // DAY_MS, vocab, params)
         scores = score_totals(totals, params)
@@ -429,7 +436,6 @@ class Pipeline:
         for (event, record), owner, outcome in zip(items, owners, outcomes, strict=True):
             if outcome <= Outcome.UPDATED:
                 taken.setdefault(owner, []).append((event, record))
-        states = encode(after[0], after[1], vocab)
         values = [envelope.wrap(params.model_version, state) for state in states]
         out.decoded.append(([ids[i] for i in changed.tolist()], values, after[0], after[1]))
         for j, i in enumerate(changed.tolist()):
@@ -444,6 +450,48 @@ class Pipeline:
                     [event.event_time_ms for event, _ in applied],
                 )
             )
+
+    def _bounded(
+        self, after: tuple[Heads, Columns], states: list[bytes], ids: list[str]
+    ) -> tuple[tuple[Heads, Columns], list[bytes]]:
+        """The creators' states within `max_state_bytes`: an oversized one keeps its newest
+        days only (the oldest whole days go first), so that its changelog record can always
+        be written; its scores then cover the days kept. Logged and counted."""
+        limit = self._config.max_state_bytes
+        over = [j for j, state in enumerate(states) if len(state) > limit]
+        if not over:
+            return after, states
+        heads, columns = after
+        for j in over:
+            cutoff = self._cutoff(heads, columns, j, limit)
+            sections = []
+            for rows in (columns.posts, columns.tags, columns.orders):
+                sections.append(rows[(rows["creator"] != j) | (rows["day"] >= cutoff)])
+            columns = Columns(*sections)
+            metrics.STATES_TRIMMED.inc()
+            log.warning(
+                "state of creator %r is %s bytes, over CREATOR_SCORES_MAX_STATE_BYTES (%s): "
+                "its records of days before %s are dropped, and its scores cover the days kept",
+                ids[j], f"{len(states[j]):,}", f"{limit:,}",
+                np.datetime64(int(cutoff), "D"),
+            )  # fmt: skip
+        return (heads, columns), encode(heads, columns, self._vocab)
+
+    def _cutoff(self, heads: Heads, columns: Columns, j: int, limit: int) -> int:
+        """The earliest day creator `j` can keep every record from within `limit` bytes."""
+        one_heads, one = select(heads, columns, np.array([j], dtype=np.int64))
+        days = distinct(np.concatenate([one.posts["day"], one.tags["day"], one.orders["day"]]))
+        lo, hi = 1, len(days)  # keeping from days[hi] (nothing) always fits
+        while lo < hi:
+            mid = (lo + hi) // 2
+            cut = int(days[mid])
+            kept = Columns(*(rows[rows["day"] >= cut] for rows in (one.posts, one.tags,
+                                                                    one.orders)))  # fmt: skip
+            if len(encode(one_heads, kept, self._vocab)[0]) <= limit:
+                hi = mid
+            else:
+                lo = mid + 1
+        return int(days[lo]) if lo < len(days) else int(days[-1]) + 1
 
     def _published(
         self,

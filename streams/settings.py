@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # A record value over this many bytes is dead-lettered (reason too_large) unparsed;
     # below the broker's default message size (1,048,588) so that re-keyed copies fit.
     max_record_bytes: int = Field(default=1_000_000, ge=1024)
+    # A creator's state (its changelog record) is kept under this many bytes: one that
+    # would pass it keeps its newest days only (streams.pipeline.Pipeline._bounded).
+    max_state_bytes: int = Field(default=900_000, ge=4096)
     future_margin_s: int = 300
     scoring_params_file: Path | None = None
 

@@ -351,6 +351,36 @@ async def test_decoding_a_large_batch_yields_to_the_event_loop() -> None:
     assert ticks - started >= 4
 
 
+async def test_an_oversized_state_keeps_its_newest_days_and_is_scored_as_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limit = 2048
+    h = Harness(config=dataclasses.replace(CONFIG, max_state_bytes=limit))
+    events = [("post", post("a", n, brand_id=f"brand-{n}", themes=[f"t{n}"])) for n in range(120)]
+    events += [("order", order("a", n, brand_id=f"brand-{n}")) for n in range(0, 120, 3)]
+    before = metrics.STATES_TRIMMED._value.get()
+    with caplog.at_level(logging.WARNING, logger="streams.pipeline"):
+        await h.pipeline.process([h.record(f"{k}s", b"a", p) for k, p in events])
+    value = h.table[b"a"]
+    assert len(envelope.unwrap(value)[1]) <= limit
+    assert metrics.STATES_TRIMMED._value.get() == before + 1
+    assert any("over CREATOR_SCORES_MAX_STATE_BYTES" in r.getMessage() for r in caplog.records)
+
+    # The newest days are kept whole, the oldest dropped whole; the card is the kept days'.
+    kept = CreatorState.from_bytes("a", envelope.unwrap(value)[1])
+    first_day = int(min(kept.columns.posts["day"].min(), kept.columns.orders["day"].min()))
+
+    def day(payload: Mapping[str, object]) -> int:
+        t = payload.get("posted_at", payload.get("ordered_at"))
+        assert isinstance(t, int)
+        return t // 86_400_000
+
+    survivors = [(k, p) for k, p in events if day(p) >= first_day]
+    assert 0 < len(survivors) < len(events)
+    assert kept.counts()[0] == sum(k == "post" for k, _ in survivors)
+    assert stored_card(h, "a").to_dict() == model_card(survivors).to_dict()
+
+
 async def test_state_is_written_only_after_the_sinks() -> None:
     h = Harness()
     await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
