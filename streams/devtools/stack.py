@@ -57,6 +57,14 @@ class ServiceStatus:
         return f"{self.name:<6} {state:<5} {self.address:<22} {owner}{extra}"
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (the kernel's pick), for a private service: the
+    machine may be shared, so no fixed port is assumed free."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -16,7 +16,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
 from streams.app import worker_topic_specs
-from streams.devtools.stack import LocalStack, port_open
+from streams.devtools.stack import LocalStack, free_port, port_open
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -461,12 +460,6 @@ class PrivateRedis:
 
     def thaw(self) -> None:
         self.proc.send_signal(signal.SIGCONT)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streams.devtools.stack import LocalStack, port_open
+from streams.devtools.stack import LocalStack, free_port, port_open
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -96,20 +96,20 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_stack_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> None:
-    """A second, private stack on other ports: up, up again, down, nothing left."""
+    """A second, private stack on free ports: up, up again, down, nothing left."""
+    kafka, controller, redis_port = ports = (free_port(), free_port(), free_port())
+    assert len(set(ports)) == 3
     env = dict(os.environ)
     env.update(
         {
             "CREATOR_SCORES_STACK_DIR": str(tmp_path / "stack"),
-            "CREATOR_SCORES_KAFKA_PORT": "19092",
-            "CREATOR_SCORES_KAFKA_CONTROLLER_PORT": "19093",
-            "CREATOR_SCORES_REDIS_PORT": "16379",
-            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
-            "REDIS_URL": "redis://127.0.0.1:16379/0",
+            "CREATOR_SCORES_KAFKA_PORT": str(kafka),
+            "CREATOR_SCORES_KAFKA_CONTROLLER_PORT": str(controller),
+            "CREATOR_SCORES_REDIS_PORT": str(redis_port),
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka}",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         }
     )
-    for port in (19092, 19093, 16379):
-        assert not port_open("127.0.0.1", port), f"port {port} is already in use"
     try:
         first = _cli(env, "stack", "up")
         assert first.returncode == 0, first.stdout + first.stderr
@@ -132,7 +132,7 @@ def test_stack_up_twice_is_harmless_and_down_leaves_nothing(tmp_path: Path) -> N
     assert down.returncode == 0, down.stdout + down.stderr
     for pid in pids.values():
         assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), f"pid {pid} still running"
-    for port in (19092, 19093, 16379):
+    for port in ports:
         assert not port_open("127.0.0.1", port)
     after = _cli(env, "stack", "status")
     assert after.returncode == 1
