@@ -1,7 +1,8 @@
 """Turns raw Kafka records into validated events, and bad ones into dead letters.
 
 One record is decoded exactly once (orjson straight from the bytes) and handed to
-`scoring.validate`, which never raises; anything that is not a valid event comes
+`scoring.validate`, which never raises (and files themes and content types outside
+the taxonomy under `other`: `decode` counts them); anything that is not a valid event comes
 back as a `scoring.validate.ValidationError` whose `problem` is the stable reason
 label used for metrics and in the dead-letter envelope. The envelope keeps
 everything needed to find, understand and replay a rejected record: source topic,
@@ -22,9 +23,10 @@ from typing import Final
 
 import orjson
 
-from scoring.events import Event, EventKind
+from scoring.events import LABEL_KINDS, Event, EventKind
 from scoring.params import Params
 from scoring.validate import ValidationError, validate
+from streams.metrics import LABELS_UNMAPPED
 
 #: Reason labels the streams layer adds to the model's own `ValidationError.problem` codes.
 BAD_JSON: Final = "bad_json"
@@ -33,6 +35,7 @@ UNKNOWN_TOPIC: Final = "unknown_topic"
 MODEL_ERROR: Final = "model_error"
 
 _KINDS: Final[tuple[EventKind, ...]] = ("post", "tag", "order")
+_UNMAPPED: Final = {kind: LABELS_UNMAPPED.labels(kind) for kind in LABEL_KINDS}
 _FRAME_SEP: Final = b"\n"
 
 #: Dead letters must stay producible whatever arrived: the original value is kept whole up
@@ -57,14 +60,22 @@ class RawRecord:
 def decode(
     kind: EventKind, value: bytes | memoryview, *, now_ms: int, params: Params
 ) -> Event | ValidationError:
-    """Parse JSON bytes and validate them as an event of `kind`; never raises."""
+    """Parse JSON bytes and validate them as an event of `kind`; never raises.
+
+    Labels the event carried outside the taxonomy are counted here, once per decode,
+    in `creator_scores_labels_unmapped_total{kind}` (the event holds `other` instead).
+    """
     try:
         payload = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         return ValidationError(
             kind=kind, field="", problem=BAD_JSON, message=f"value is not valid JSON: {exc}"
         )
-    return validate(kind, payload, now_ms=now_ms, params=params)
+    decoded = validate(kind, payload, now_ms=now_ms, params=params)
+    if not isinstance(decoded, ValidationError) and decoded.unmapped:
+        for label in decoded.unmapped:
+            _UNMAPPED[label.kind].inc()
+    return decoded
 
 
 def frame_rekeyed(kind: EventKind, value: bytes) -> bytes:

@@ -64,6 +64,12 @@ DEAD_LETTERS = Counter(
     ["topic", "reason"],
     registry=REGISTRY,
 )
+LABELS_UNMAPPED = Counter(
+    "creator_scores_labels_unmapped",
+    "Themes and content types outside the taxonomy, recorded as `other`, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
 EVENTS_REROUTED = Counter(
     "creator_scores_events_rerouted",
     "Records keyed other than by creator id, re-keyed through the repartition topic.",

@@ -21,6 +21,7 @@ from streams.codec import (
     topic_kinds,
     unframe_rekeyed,
 )
+from streams.metrics import REGISTRY
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -83,6 +84,29 @@ def test_decode_passes_model_problems_through() -> None:
     not_object = decode("tag", b"[1, 2]", now_ms=NOW_MS, params=DEFAULT_PARAMS)
     assert isinstance(not_object, ValidationError)
     assert not_object.problem == "not_an_object"
+
+
+def _unmapped(kind: str) -> float:
+    value = REGISTRY.get_sample_value("creator_scores_labels_unmapped_total", {"kind": kind})
+    return value or 0.0
+
+
+def test_decode_counts_labels_outside_the_taxonomy() -> None:
+    themes, types = _unmapped("theme"), _unmapped("content_type")
+    post = {**POST, "content_type": "Vlog", "themes": ["beauty", "Crypto", "ct:video"]}
+    event = decode("post", orjson.dumps(post), now_ms=NOW_MS, params=DEFAULT_PARAMS)
+    assert isinstance(event, PostEvent)
+    assert (event.content_type, event.themes) == ("other", ("beauty", "other"))
+    assert (_unmapped("theme"), _unmapped("content_type")) == (themes + 2, types + 1)
+    order = decode(
+        "order", orjson.dumps({**ORDER, "theme": "garden"}), now_ms=NOW_MS, params=DEFAULT_PARAMS
+    )
+    assert isinstance(order, OrderEvent) and order.theme == "other"
+    assert (_unmapped("theme"), _unmapped("content_type")) == (themes + 3, types + 1)
+    # Listed labels, and records that are not events, count nothing.
+    decode("post", orjson.dumps(POST), now_ms=NOW_MS, params=DEFAULT_PARAMS)
+    decode("post", orjson.dumps({**post, "views": -1}), now_ms=NOW_MS, params=DEFAULT_PARAMS)
+    assert (_unmapped("theme"), _unmapped("content_type")) == (themes + 3, types + 1)
 
 
 @pytest.mark.parametrize("kind", ["post", "tag", "order"])
@@ -151,3 +175,11 @@ def test_dead_letter_envelope_cuts_huge_values() -> None:
     assert env["value_bytes"] == MAX_DEAD_VALUE_BYTES + 10
     assert len(base64.b64decode(env["value_b64"])) == MAX_DEAD_VALUE_BYTES
     assert len(raw) < 1_000_000  # still fits a default Kafka request
+
+
+def test_the_simulators_labels_are_all_in_the_default_taxonomy() -> None:
+    # The demo and the benchmarks then count no unmapped label and keep their boards.
+    from streams.devtools.simulate import CONTENT_TYPES, THEMES
+
+    assert set(THEMES) <= set(DEFAULT_PARAMS.themes)
+    assert set(CONTENT_TYPES) <= set(DEFAULT_PARAMS.content_types)
