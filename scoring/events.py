@@ -1,8 +1,9 @@
 """Typed, immutable events: what `validate` produces and `CreatorState.apply` consumes.
 
 Raw JSON never reaches the state: it is turned into one of these first, so the
-model code can rely on types, normalised names (lower-case themes and content
-types, upper-case region and currency) and integer epoch-millisecond times.
+model code can rely on types, normalised names (themes and content types of the
+taxonomy or `other`, upper-case region and currency) and integer epoch-millisecond
+times.
 """
 
 from __future__ import annotations
@@ -13,8 +14,22 @@ from typing import Literal
 
 EventKind = Literal["post", "tag", "order"]
 OrderStatus = Literal["placed", "cancelled", "refunded"]
+LabelKind = Literal["theme", "content_type"]
 EVENT_KINDS: tuple[EventKind, ...] = ("post", "tag", "order")
 ORDER_STATUSES: tuple[OrderStatus, ...] = ("placed", "cancelled", "refunded")
+LABEL_KINDS: tuple[LabelKind, ...] = ("theme", "content_type")
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedLabel:
+    """A theme or content type outside the taxonomy, recorded as `other` (scoring.labels)."""
+
+    kind: LabelKind
+    label: str  # normalised
+
+
+#: No label mapped away: the usual case, shared.
+NO_UNMAPPED: tuple[UnmappedLabel, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +48,8 @@ class PostEvent:
     shares: int
     brand_id: str | None = None
     observed_at_ms: int | None = None
+    #: Labels outside the taxonomy, recorded as `other` in the fields above.
+    unmapped: tuple[UnmappedLabel, ...] = NO_UNMAPPED
 
     @property
     def kind(self) -> EventKind:
@@ -59,6 +76,7 @@ class TagEvent:
     theme: str
     tagged_at_ms: int
     campaign_id: str | None = None
+    unmapped: tuple[UnmappedLabel, ...] = NO_UNMAPPED
 
     @property
     def kind(self) -> EventKind:
@@ -88,6 +106,7 @@ class OrderEvent:
     currency: str
     status: OrderStatus
     ordered_at_ms: int
+    unmapped: tuple[UnmappedLabel, ...] = NO_UNMAPPED
 
     @property
     def kind(self) -> EventKind:

@@ -20,6 +20,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Literal, cast
 
+from scoring.labels import DEFAULT_CONTENT_TYPES, DEFAULT_THEMES, OTHER, is_normal, normalise
 from scoring.names import COMPONENT_SCORES
 
 CurveKind = Literal["ratio", "inverse", "share"]
@@ -176,6 +177,10 @@ class Params:
     max_id_length: int = 128
     max_name_length: int = 64
     max_themes: int = 16
+    #: The taxonomy: the themes and content types kept as themselves (in normal form);
+    #: any other label is recorded as `other` (scoring.labels). Boards exist per label.
+    themes: tuple[str, ...] = DEFAULT_THEMES
+    content_types: tuple[str, ...] = DEFAULT_CONTENT_TYPES
     max_count: int = 2**53 - 1
     max_quantity: int = 1_000_000
     max_amount: Decimal = Decimal("1000000000000")
@@ -207,6 +212,10 @@ class Params:
     full_confidence_orders: int = 5
 
     def __post_init__(self) -> None:
+        for name in ("themes", "content_types"):  # any sequence of labels, stored as a tuple
+            labels = getattr(self, name)
+            if isinstance(labels, list):
+                object.__setattr__(self, name, tuple(labels))
         problems = _problems(self)
         if problems:
             raise ValueError("invalid scoring parameters: " + "; ".join(problems))
@@ -227,6 +236,16 @@ class Params:
             state[name] = {k: dict(v) if isinstance(v, Mapping) else v
                            for k, v in state[name].items()}  # fmt: skip
         return (_rebuild_params, (state,))
+
+    @cached_property
+    def theme_set(self) -> frozenset[str]:
+        """The themes kept as themselves: the taxonomy's and `other`."""
+        return frozenset((*self.themes, OTHER))
+
+    @cached_property
+    def content_type_set(self) -> frozenset[str]:
+        """The content types kept as themselves: the taxonomy's and `other`."""
+        return frozenset((*self.content_types, OTHER))
 
     @cached_property
     def fx_scaled(self) -> tuple[int, Mapping[str, int]]:
@@ -313,10 +332,39 @@ def _problems(p: Params) -> list[str]:
         out.append("confidence_post_weight must be a number in [0, 1]")
     if not isinstance(p.max_amount, Decimal) or not p.max_amount.is_finite() or p.max_amount <= 0:
         out.append("max_amount must be a positive finite Decimal")
+    out.extend(_taxonomy_problems("themes", p.themes))
+    out.extend(_taxonomy_problems("content_types", p.content_types))
     out.extend(_fx_problems(p.fx_usd_per_unit))
     out.extend(_peer_problems(p.peer_baselines))
     out.extend(_weight_problems(p.overall_weights))
     out.extend(_score_problems(p.scores))
+    return out
+
+
+#: The most labels a taxonomy may list: each one can become a board per region and score.
+MAX_TAXONOMY = 1_000
+
+
+def _taxonomy_problems(name: str, labels: object) -> list[str]:
+    if not isinstance(labels, tuple):
+        return [f"{name} must be a list of strings"]
+    if len(labels) > MAX_TAXONOMY:
+        return [f"{name} lists {len(labels)} labels; the limit is {MAX_TAXONOMY}"]
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, label in enumerate(labels):
+        where = f"{name}[{i}]"
+        if not isinstance(label, str) or not label or not label.isprintable():
+            out.append(f"{where} must be a non-empty printable string, got {label!r}")
+        elif not is_normal(label):
+            out.append(
+                f"{where} {label!r} is not in normal form (lower case, single spaces): "
+                f"write {normalise(label)!r}"
+            )
+        elif label in seen:
+            out.append(f"{where} {label!r} is listed twice")
+        else:
+            seen.add(label)
     return out
 
 
@@ -459,6 +507,10 @@ def _scalar(key: str, current: object, value: object) -> object:
         return float(value)
     if isinstance(current, Decimal):
         return _decimal(key, value)
+    if isinstance(current, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{key} must be a list of strings")
+        return tuple(value)
     raise ValueError(f"{key} cannot be set from a file")  # pragma: no cover - all fields covered
 
 

@@ -4,8 +4,10 @@ Bad input is normal in a stream fed by many producers, so validation never
 raises: it returns either an event or a `ValidationError` whose `problem` is a
 short stable code (safe as a metrics label) and whose `message` tells a human
 exactly what to fix. Names are normalised here (themes and content types
-lower-case, region and currency upper-case, themes sorted and de-duplicated) so
-that equal facts always compare equal further down.
+lower-case with single spaces, region and currency upper-case, themes sorted and
+de-duplicated) so that equal facts always compare equal further down, and themes
+and content types outside the taxonomy become `other` (`scoring.labels`), listed in
+the event's `unmapped`.
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ from typing import Any, Final, TypeGuard, cast
 
 from scoring.events import (
     EVENT_KINDS,
+    NO_UNMAPPED,
     ORDER_STATUSES,
     Event,
     EventKind,
+    LabelKind,
     OrderEvent,
     OrderStatus,
     PostEvent,
     TagEvent,
+    UnmappedLabel,
 )
+from scoring.labels import OTHER, normalise
 from scoring.params import Params
 
 #: Every `problem` code `validate` can return (stable: used as metrics labels).
@@ -134,12 +140,19 @@ def validate(
 
 def _post(p: Mapping[str, object], now_ms: int, params: Params) -> PostEvent:
     ids = params.max_id_length
+    post_id = _id(p, "post_id", ids)
+    creator_id = _id(p, "creator_id", ids)
+    region = _region(p)
+    content_type, ct_away = _label(
+        _name(p, "content_type", params.max_name_length), params.content_type_set, "content_type"
+    )
+    themes, themes_away = _themes(p, params)
     return PostEvent(
-        post_id=_id(p, "post_id", ids),
-        creator_id=_id(p, "creator_id", ids),
-        region=_region(p),
-        content_type=_name(p, "content_type", params.max_name_length),
-        themes=_themes(p, params),
+        post_id=post_id,
+        creator_id=creator_id,
+        region=region,
+        content_type=content_type,
+        themes=themes,
         posted_at_ms=_time(p, "posted_at", now_ms, params),
         views=_count(p, "views", params.max_count),
         likes=_count(p, "likes", params.max_count),
@@ -147,37 +160,52 @@ def _post(p: Mapping[str, object], now_ms: int, params: Params) -> PostEvent:
         shares=_count(p, "shares", params.max_count),
         brand_id=_optional_id(p, "brand_id", ids),
         observed_at_ms=_optional_time(p, "observed_at", now_ms, params),
+        unmapped=ct_away + themes_away,
     )
 
 
 def _tag(p: Mapping[str, object], now_ms: int, params: Params) -> TagEvent:
     ids = params.max_id_length
+    tag_id = _id(p, "tag_id", ids)
+    post_id = _id(p, "post_id", ids)
+    creator_id = _id(p, "creator_id", ids)
+    product_id = _id(p, "product_id", ids)
+    brand_id = _id(p, "brand_id", ids)
+    theme, away = _label(_name(p, "theme", params.max_name_length), params.theme_set, "theme")
     return TagEvent(
-        tag_id=_id(p, "tag_id", ids),
-        post_id=_id(p, "post_id", ids),
-        creator_id=_id(p, "creator_id", ids),
-        product_id=_id(p, "product_id", ids),
-        brand_id=_id(p, "brand_id", ids),
-        theme=_name(p, "theme", params.max_name_length),
+        tag_id=tag_id,
+        post_id=post_id,
+        creator_id=creator_id,
+        product_id=product_id,
+        brand_id=brand_id,
+        theme=theme,
         tagged_at_ms=_time(p, "tagged_at", now_ms, params),
         campaign_id=_optional_id(p, "campaign_id", ids),
+        unmapped=away,
     )
 
 
 def _order(p: Mapping[str, object], now_ms: int, params: Params) -> OrderEvent:
     ids = params.max_id_length
+    order_id = _id(p, "order_id", ids)
+    creator_id = _id(p, "creator_id", ids)
+    post_id = _optional_id(p, "post_id", ids)
+    product_id = _id(p, "product_id", ids)
+    brand_id = _id(p, "brand_id", ids)
+    theme, away = _label(_name(p, "theme", params.max_name_length), params.theme_set, "theme")
     return OrderEvent(
-        order_id=_id(p, "order_id", ids),
-        creator_id=_id(p, "creator_id", ids),
-        post_id=_optional_id(p, "post_id", ids),
-        product_id=_id(p, "product_id", ids),
-        brand_id=_id(p, "brand_id", ids),
-        theme=_name(p, "theme", params.max_name_length),
+        order_id=order_id,
+        creator_id=creator_id,
+        post_id=post_id,
+        product_id=product_id,
+        brand_id=brand_id,
+        theme=theme,
         quantity=_quantity(p, params),
         amount=_amount(p, params),
         currency=_currency(p, params),
         status=_status(p),
         ordered_at_ms=_time(p, "ordered_at", now_ms, params),
+        unmapped=away,
     )
 
 
@@ -231,7 +259,7 @@ def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent 
         and (brand is None or _clean(brand, ids))
     ):
         return None
-    theme_names = _usual_themes(themes, params)
+    mapped = _usual_themes(themes, params)
     earliest, latest = params.earliest_event_ms, now_ms + params.future_margin_ms
     posted_ms = _usual_ms(posted, earliest, latest)
     if observed is None:
@@ -240,13 +268,18 @@ def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent 
         observed_ms = _usual_ms(observed, earliest, latest)
         if observed_ms is None:
             return None
-    if theme_names is None or posted_ms is None:
+    if mapped is None or posted_ms is None:
         return None
+    theme_names, unmapped = mapped
+    if content_type not in params.content_type_set:
+        content_type, ct_away = _label(normalise(content_type), params.content_type_set,
+                                       "content_type")  # fmt: skip
+        unmapped = ct_away + unmapped
     ev = _UnfrozenPost()
     ev.post_id = post_id
     ev.creator_id = creator_id
     ev.region = region.upper()
-    ev.content_type = content_type.strip().lower()
+    ev.content_type = content_type
     ev.themes = theme_names
     ev.posted_at_ms = posted_ms
     ev.views = views
@@ -255,6 +288,7 @@ def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent 
     ev.shares = shares
     ev.brand_id = brand
     ev.observed_at_ms = observed_ms
+    ev.unmapped = unmapped
     ev.__class__ = PostEvent
     return cast(PostEvent, ev)
 
@@ -285,7 +319,10 @@ def _usual_tag(p: dict[str, object], now_ms: int, params: Params) -> TagEvent | 
     ev.creator_id = creator_id
     ev.product_id = product_id
     ev.brand_id = brand
-    ev.theme = theme.strip().lower()
+    if theme in params.theme_set:
+        ev.theme, ev.unmapped = theme, NO_UNMAPPED
+    else:
+        ev.theme, ev.unmapped = _label(normalise(theme), params.theme_set, "theme")
     ev.tagged_at_ms = tagged_ms
     ev.campaign_id = campaign
     ev.__class__ = TagEvent
@@ -324,7 +361,10 @@ def _usual_order(p: dict[str, object], now_ms: int, params: Params) -> OrderEven
     ev.post_id = post_id
     ev.product_id = product_id
     ev.brand_id = brand
-    ev.theme = theme.strip().lower()
+    if theme in params.theme_set:
+        ev.theme, ev.unmapped = theme, NO_UNMAPPED
+    else:
+        ev.theme, ev.unmapped = _label(normalise(theme), params.theme_set, "theme")
     ev.quantity = quantity
     ev.amount = value
     ev.currency = currency
@@ -351,19 +391,27 @@ _UnfrozenTag: Final = _unfrozen(TagEvent)
 _UnfrozenOrder: Final = _unfrozen(OrderEvent)
 
 
-def _usual_themes(v: object, params: Params) -> tuple[str, ...] | None:
+def _usual_themes(
+    v: object, params: Params
+) -> tuple[tuple[str, ...], tuple[UnmappedLabel, ...]] | None:
     if type(v) is not list or len(v) > params.max_themes:
         return None
     limit = params.max_name_length
+    known = params.theme_set
     if len(v) == 1:  # the usual number of themes
         t = v[0]
-        return (t.strip().lower(),) if _clean(t, limit) else None
+        if not _clean(t, limit):
+            return None
+        if t in known:
+            return (t,), NO_UNMAPPED
+        label, away = _label(normalise(t), known, "theme")
+        return (label,), away
     names = set()
     for t in v:
         if not _clean(t, limit):
             return None
-        names.add(t.strip().lower())
-    return tuple(sorted(names))
+        names.add(t if t in known else normalise(t))
+    return _map_themes(names, known)
 
 
 def _usual_amount(v: object, params: Params) -> Decimal | None:
@@ -462,8 +510,29 @@ def _optional_id(p: Mapping[str, object], key: str, limit: int) -> str | None:
 def _name(p: Mapping[str, object], key: str, limit: int) -> str:
     v = p.get(key)
     if type(v) is str and 0 < len(v) <= limit and v.isprintable() and not v.isspace():
-        return v.strip().lower()
-    return _text(key, _get(p, key), limit).strip().lower()
+        return normalise(v)
+    return normalise(_text(key, _get(p, key), limit))
+
+
+def _label(
+    label: str, known: frozenset[str], kind: LabelKind
+) -> tuple[str, tuple[UnmappedLabel, ...]]:
+    """A normalised label as the taxonomy keeps it: itself, or `other` and a record of it."""
+    if label in known:
+        return label, NO_UNMAPPED
+    return OTHER, (UnmappedLabel(kind, label),)
+
+
+def _map_themes(
+    names: set[str], known: frozenset[str]
+) -> tuple[tuple[str, ...], tuple[UnmappedLabel, ...]]:
+    """A post's distinct normalised themes, sorted, those outside the taxonomy as `other`."""
+    away = names - known
+    if not away:
+        return tuple(sorted(names)), NO_UNMAPPED
+    kept = names & known
+    kept.add(OTHER)
+    return tuple(sorted(kept)), tuple(UnmappedLabel("theme", t) for t in sorted(away))
 
 
 def _region(p: Mapping[str, object]) -> str:
@@ -478,7 +547,9 @@ def _region(p: Mapping[str, object]) -> str:
     return v
 
 
-def _themes(p: Mapping[str, object], params: Params) -> tuple[str, ...]:
+def _themes(
+    p: Mapping[str, object], params: Params
+) -> tuple[tuple[str, ...], tuple[UnmappedLabel, ...]]:
     v = p.get("themes")
     if type(v) is list and len(v) <= params.max_themes:
         limit = params.max_name_length
@@ -486,9 +557,9 @@ def _themes(p: Mapping[str, object], params: Params) -> tuple[str, ...]:
         for t in v:
             if not (type(t) is str and 0 < len(t) <= limit and t.isprintable() and not t.isspace()):
                 break  # the slow path below names the problem
-            names.add(t.strip().lower())
+            names.add(normalise(t))
         else:
-            return tuple(sorted(names))
+            return _map_themes(names, params.theme_set)
     v = _get(p, "themes")
     if not isinstance(v, list | tuple):
         raise _Invalid("themes", "wrong_type", f"themes must be an array, got {_tname(v)}")
@@ -496,10 +567,8 @@ def _themes(p: Mapping[str, object], params: Params) -> tuple[str, ...]:
         raise _Invalid(
             "themes", "too_long", f"themes has {len(v)} entries; the limit is {params.max_themes}"
         )
-    names = {
-        _text(f"themes[{i}]", t, params.max_name_length).strip().lower() for i, t in enumerate(v)
-    }
-    return tuple(sorted(names))
+    names = {normalise(_text(f"themes[{i}]", t, params.max_name_length)) for i, t in enumerate(v)}
+    return _map_themes(names, params.theme_set)
 
 
 def _whole(key: str, v: object) -> int:

@@ -1,7 +1,8 @@
 """Turns raw Kafka records into validated events, and bad ones into dead letters.
 
 One record is decoded exactly once (orjson straight from the bytes) and handed to
-`scoring.validate`, which never raises; anything that is not a valid event comes
+`scoring.validate`, which never raises (and files themes and content types outside
+the taxonomy under `other`: `decode` counts them); anything that is not a valid event comes
 back as a `scoring.validate.ValidationError` whose `problem` is the stable reason
 label used for metrics and in the dead-letter envelope. The envelope keeps
 everything needed to find, understand and replay a rejected record: source topic,
@@ -16,15 +17,16 @@ kind (`b"post\\n" + original bytes`) so it can be validated again on arrival.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 import orjson
 
-from scoring.events import Event, EventKind
+from scoring.events import LABEL_KINDS, Event, EventKind
 from scoring.params import Params
 from scoring.validate import ValidationError, validate
+from streams.metrics import LABELS_UNMAPPED
 
 #: Reason labels the streams layer adds to the model's own `ValidationError.problem` codes.
 BAD_JSON: Final = "bad_json"
@@ -35,6 +37,7 @@ TOO_LARGE: Final = "too_large"
 UNWRITABLE: Final = "unwritable"
 
 _KINDS: Final[tuple[EventKind, ...]] = ("post", "tag", "order")
+_UNMAPPED: Final = {kind: LABELS_UNMAPPED.labels(kind) for kind in LABEL_KINDS}
 _FRAME_SEP: Final = b"\n"
 
 #: Dead letters must stay producible whatever arrived: the original value is kept whole up
@@ -63,7 +66,11 @@ class RawRecord:
 def decode(
     kind: EventKind, value: bytes | memoryview, *, now_ms: int, params: Params
 ) -> Event | ValidationError:
-    """Parse JSON bytes and validate them as an event of `kind`; never raises."""
+    """Parse JSON bytes and validate them as an event of `kind`; never raises.
+
+    Labels outside the taxonomy come back as `other`, listed in the event's `unmapped`
+    (`count_unmapped` counts them, once the event is known to be this worker's).
+    """
     try:
         payload = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -71,6 +78,15 @@ def decode(
             kind=kind, field="", problem=BAD_JSON, message=f"value is not valid JSON: {exc}"
         )
     return validate(kind, payload, now_ms=now_ms, params=params)
+
+
+def count_unmapped(events: Iterable[Event]) -> None:
+    """Count the labels outside the taxonomy that `events` carried, in
+    `creator_scores_labels_unmapped_total{kind}`."""
+    for event in events:
+        if event.unmapped:
+            for label in event.unmapped:
+                _UNMAPPED[label.kind].inc()
 
 
 def frame_rekeyed(kind: EventKind, value: bytes) -> bytes:

@@ -2,6 +2,13 @@
 
 Widget authors read the same layout (documented in the README), so a key's
 shape is a public contract: change it with a model of care, not in passing.
+
+Board keys are `:`-separated parts, and the parts that come from data (score,
+region, label) go through `key_part`, which escapes `%` and `:`. So a theme board
+has exactly one more part than its region board, a content-type board two more
+with `ct` in between, and no label (`ct:video` as a theme, say) can spell another
+board's key. Labels without `%` or `:` (all of the default taxonomy) are written
+as they are.
 """
 
 from __future__ import annotations
@@ -12,10 +19,26 @@ from scoring.names import SCORE_NAMES
 
 GLOBAL_REGION = "ALL"
 
+#: Separates the parts of a key; `key_part` escapes it (and the escape character).
+SEPARATOR = ":"
+
 #: Scores that get leaderboards (all of them; per-theme and per-content-type
 #: boards are kept for the scores in BREAKDOWN_SCORES).
 BOARD_SCORES = SCORE_NAMES
 BREAKDOWN_SCORES = ("overall", "influence")
+
+
+def key_part(text: str) -> str:
+    """`text` as one part of a key: `%` becomes `%25` and `:` becomes `%3A`, nothing else.
+
+    Reversible (percent-decoding gives `text` back), hence injective: distinct texts
+    give distinct parts, and a part never contains the separator.
+    """
+    if "%" in text:
+        text = text.replace("%", "%25")
+    if SEPARATOR in text:
+        text = text.replace(SEPARATOR, "%3A")
+    return text
 
 
 @dataclass(frozen=True)
@@ -28,13 +51,13 @@ class Keys:
         return f"{self.prefix}creator:{creator_id}"
 
     def board(self, score: str, region: str = GLOBAL_REGION) -> str:
-        return f"{self.prefix}lb:{score}:{region}"
+        return f"{self.prefix}lb:{key_part(score)}:{key_part(region)}"
 
     def theme_board(self, score: str, region: str, theme: str) -> str:
-        return f"{self.prefix}lb:{score}:{region}:{theme}"
+        return f"{self.board(score, region)}:{key_part(theme)}"
 
     def content_type_board(self, score: str, region: str, content_type: str) -> str:
-        return f"{self.prefix}lb:{score}:{region}:ct:{content_type}"
+        return f"{self.board(score, region)}:ct:{key_part(content_type)}"
 
     def creator_boards(self, creator_id: str) -> str:
         """Set of the boards a creator currently sits on, so it can leave them cleanly."""

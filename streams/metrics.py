@@ -69,6 +69,12 @@ STATES_TRIMMED = Counter(
     "Creator states cut to CREATOR_SCORES_MAX_STATE_BYTES by dropping their oldest days.",
     registry=REGISTRY,
 )
+LABELS_UNMAPPED = Counter(
+    "creator_scores_labels_unmapped",
+    "Themes and content types outside the taxonomy, recorded as `other`, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
 EVENTS_REROUTED = Counter(
     "creator_scores_events_rerouted",
     "Records routed through the repartition topic to the worker holding their creator: keyed "

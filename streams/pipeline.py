@@ -60,6 +60,7 @@ from scoring.window import window_totals
 from streams import envelope, metrics
 from streams.codec import (
     RawRecord,
+    count_unmapped,
     dead_letter_key,
     dead_letter_value,
     decode,
@@ -287,6 +288,8 @@ class Pipeline:
                 items.append((decoded, record))
         if self._config.partitions:
             self._check_partitions(work, out)
+        # Counted where they are applied (not on the way round the repartition topic).
+        count_unmapped(event for items in work.values() for event, _ in items)
         await asyncio.sleep(0)
         return work
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from scoring.explain import Explanation, explanations_from_basis
+from scoring.labels import normalise
 from scoring.names import SCORE_NAMES
 from scoring.params import Params
 from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
@@ -114,7 +115,12 @@ def board_key(
     theme: str | None = None,
     content_type: str | None = None,
 ) -> str:
-    """The leaderboard key for a request; ReaderError explains a request with no board."""
+    """The leaderboard key for a request; ReaderError explains a request with no board.
+
+    A theme or content type is normalised as the worker normalises labels (`Beauty`
+    reads the `beauty` board); a label outside the taxonomy has no board of its own
+    (the worker files it under `other`), so its board is simply empty.
+    """
     if score not in BOARD_SCORES:
         raise ReaderError(f"unknown score {score!r}; choose one of {', '.join(BOARD_SCORES)}")
     if not region.strip():
@@ -129,11 +135,11 @@ def board_key(
     if theme is not None:
         if not theme.strip():
             raise ReaderError("theme must not be empty")
-        return keys.theme_board(score, region, theme)
+        return keys.theme_board(score, region, normalise(theme))
     if content_type is not None:
         if not content_type.strip():
             raise ReaderError("content type must not be empty")
-        return keys.content_type_board(score, region, content_type)
+        return keys.content_type_board(score, region, normalise(content_type))
     return keys.board(score, region)
 
 

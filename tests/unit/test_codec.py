@@ -17,6 +17,7 @@ from streams.codec import (
     MAX_DEAD_MESSAGE_CHARS,
     MAX_DEAD_VALUE_BYTES,
     RawRecord,
+    count_unmapped,
     dead_letter_key,
     dead_letter_value,
     decode,
@@ -25,6 +26,7 @@ from streams.codec import (
     topic_kinds,
     unframe_rekeyed,
 )
+from streams.metrics import REGISTRY
 
 NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -87,6 +89,28 @@ def test_decode_passes_model_problems_through() -> None:
     not_object = decode("tag", b"[1, 2]", now_ms=NOW_MS, params=DEFAULT_PARAMS)
     assert isinstance(not_object, ValidationError)
     assert not_object.problem == "not_an_object"
+
+
+def _unmapped(kind: str) -> float:
+    value = REGISTRY.get_sample_value("creator_scores_labels_unmapped_total", {"kind": kind})
+    return value or 0.0
+
+
+def test_labels_outside_the_taxonomy_become_other_and_are_counted() -> None:
+    themes, types = _unmapped("theme"), _unmapped("content_type")
+    post = {**POST, "content_type": "Vlog", "themes": ["beauty", "Crypto", "ct:video"]}
+    event = decode("post", orjson.dumps(post), now_ms=NOW_MS, params=DEFAULT_PARAMS)
+    assert isinstance(event, PostEvent)
+    assert (event.content_type, event.themes) == ("other", ("beauty", "other"))
+    order = decode(
+        "order", orjson.dumps({**ORDER, "theme": "garden"}), now_ms=NOW_MS, params=DEFAULT_PARAMS
+    )
+    assert isinstance(order, OrderEvent) and order.theme == "other"
+    listed = decode("post", orjson.dumps(POST), now_ms=NOW_MS, params=DEFAULT_PARAMS)
+    assert isinstance(listed, PostEvent)
+    assert (_unmapped("theme"), _unmapped("content_type")) == (themes, types)  # not yet
+    count_unmapped([event, order, listed])
+    assert (_unmapped("theme"), _unmapped("content_type")) == (themes + 3, types + 1)
 
 
 @pytest.mark.parametrize("kind", ["post", "tag", "order"])
@@ -180,3 +204,11 @@ def test_a_refused_output_record_is_described_with_its_destination() -> None:
     assert env["reason"] == "unwritable" and env["error"]["kind"] == "output"
     assert env["error"]["message"].endswith("RuntimeError: MESSAGE_TOO_LARGE")
     assert env["value"] == "v" * 10 and env["value_bytes"] == 10
+
+
+def test_the_simulators_labels_are_all_in_the_default_taxonomy() -> None:
+    # The demo and the benchmarks then count no unmapped label and keep their boards.
+    from streams.devtools.simulate import CONTENT_TYPES, THEMES
+
+    assert set(THEMES) <= set(DEFAULT_PARAMS.themes)
+    assert set(CONTENT_TYPES) <= set(DEFAULT_PARAMS.content_types)

@@ -381,6 +381,18 @@ async def test_an_oversized_state_keeps_its_newest_days_and_is_scored_as_kept(
     assert stored_card(h, "a").to_dict() == model_card(survivors).to_dict()
 
 
+async def test_an_unlisted_label_is_counted_once_even_when_the_record_goes_round() -> None:
+    h = Harness()
+    counter = metrics.LABELS_UNMAPPED.labels("theme")
+    before = counter._value.get()
+    await h.pipeline.process([h.record("posts", None, post("a", 0, themes=["crypto"]))])
+    assert counter._value.get() == before  # on its way to the repartition topic
+    (forwarded,) = h.outbound("app-rekeyed")
+    arrived = RawRecord("app-rekeyed", 0, 1, forwarded.key, forwarded.value, 0)
+    result = await h.pipeline.process([arrived])
+    assert result.applied == 1 and counter._value.get() == before + 1
+
+
 async def test_state_is_written_only_after_the_sinks() -> None:
     h = Harness()
     await h.pipeline.process([h.record("posts", b"a", post("a", 0))])

@@ -39,7 +39,11 @@ TIGHT = dataclasses.replace(
     max_amount=Decimal("99.5"),
     max_amount_decimals=1,
 )
-PARAMS = st.sampled_from([DEFAULT_PARAMS, TIGHT])
+#: A taxonomy that keeps some of the generated names, so both sides of the mapping are taken.
+LABELLED = dataclasses.replace(
+    DEFAULT_PARAMS, themes=("a", "home decor", "ct:video", "é"), content_types=("vid", "a")
+)
+PARAMS = st.sampled_from([DEFAULT_PARAMS, TIGHT, LABELLED])
 
 
 def strict(x: object) -> object:
@@ -195,7 +199,7 @@ def test_usual_amounts_are_the_checked_amounts(amount: object, params: Params) -
 
 NAMES = st.sampled_from(
     ["a", "ab", "abcd", "abcde", "Home", " home ", "HOME", "", " ", "\t", "a\nb", "\u00a0a",
-     "İ", "ß", "ǅ", "é", "x" * 65, "x" * 129, "١"]
+     "İ", "ß", "ǅ", "é", "x" * 65, "x" * 129, "١", "Home  Decor", "ct:Video", "Other", "VID"]
 )  # fmt: skip
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 2**54), st.floats(), st.sampled_from([0, 1, 5, 6]),
