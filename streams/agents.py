@@ -43,6 +43,7 @@ from streams.codec import RawRecord
 from streams.keys import Keys
 from streams.observability import HealthState, ObservabilityRunner, start_observability
 from streams.pipeline import Pipeline, PipelineConfig
+from streams.repair import Republisher, owned_partitions
 from streams.row_cache import RowCache
 from streams.settings import Settings, load_scoring_params
 from streams.sinks.kafka import KafkaSink, build_producer
@@ -118,13 +119,18 @@ async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faus
 
 
 async def _drain_ingest(
-    app: faust.App, ingest: BatchIngest, pipeline: Pipeline, sizer: BatchSizer
+    app: faust.App,
+    ingest: BatchIngest,
+    pipeline: Pipeline,
+    sizer: BatchSizer,
+    exclusive: asyncio.Lock,
 ) -> None:
     """Batch mode's agent loop: take fetched messages, run them, then acknowledge them.
 
     Acknowledging only after `_run_batch` returns is what keeps commits behind the sinks:
     Faust commits an offset once every message up to it is acked. `sizer` sets how many
-    records each batch may take (more under a backlog, within a time target).
+    records each batch may take (more under a backlog, within a time target). A batch runs
+    holding `exclusive`, which a Redis repair's slices take too (`streams.repair`).
     """
     consumer = app.consumer
     while True:
@@ -133,7 +139,8 @@ async def _drain_ingest(
             continue
         started = time.perf_counter()
         batching.track(consumer, messages)
-        await _run_batch(pipeline, batching.to_records(messages), app)
+        async with exclusive:
+            await _run_batch(pipeline, batching.to_records(messages), app)
         batching.ack(consumer, messages)
         sizer.observe(len(messages), time.perf_counter() - started)
 
@@ -157,10 +164,16 @@ def install_pipeline(
         )
         batching.attach(app, ingest)
 
+    changelog = bundle.table.changelog_topic.get_topic_name()
+
+    def owned() -> frozenset[int] | None:
+        return owned_partitions(app, changelog)
+
     async def score(stream: faust.StreamT[Any]) -> None:
         redis = build_redis(settings.redis_url)
         producer = build_producer(settings)
         await producer.start()
+        repairing: asyncio.Future[None] | None = None
         try:
             pipeline = Pipeline(
                 config,
@@ -170,17 +183,30 @@ def install_pipeline(
                 KafkaSink(producer),
                 cache=cache,
             )
+            # Writes Redis again from the state when it lost its data (streams.repair).
+            repair = Republisher(
+                TableStore(bundle.table, producer, settings.topic_partitions),
+                settings.topic_partitions, owned, redis,
+                RedisSink(redis, Keys(settings.redis_prefix)), Keys(settings.redis_prefix), params,
+            )  # fmt: skip
+            if settings.redis_repair_interval_s:
+                repairing = asyncio.ensure_future(repair.run(settings.redis_repair_interval_s))
             if ingest is not None:
                 # The consumer bypasses the stream (streams.batching): fetches arrive whole.
                 sizer = BatchSizer(batch_size, settings.batch_target_s)
-                await _drain_ingest(app, ingest, pipeline, sizer)
+                await _drain_ingest(app, ingest, pipeline, sizer, repair.exclusive)
                 return
             # take_events (not take): the pipeline needs each record's topic, partition,
             # offset, key and timestamp, which only the events carry.
             batches = cast("Stream[bytes]", stream).take_events(batch_size, within)
             async for events in batches:
-                await _run_batch(pipeline, to_records(events), app)
+                async with repair.exclusive:
+                    await _run_batch(pipeline, to_records(events), app)
         finally:
+            if repairing is not None:
+                repairing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await repairing
             await producer.stop()
             await redis.aclose()
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     # Redis output.
     redis_prefix: str = "cs:"
+    # How often a worker checks that Redis still holds its partitions' creators, seconds
+    # (streams.repair: a Redis that lost its data is written again from the state; 0: never).
+    redis_repair_interval_s: float = Field(default=5.0, ge=0)
 
     # Local stack (`creator-scores stack ...`).
     stack_dir: Path = Path(".stack")
