@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     redis_port: int = 6379
+    # Local stack: Redis keeps its data across a restart (an append-only file in its folder).
+    redis_appendonly: bool = True
     kafka_heap: str = "768m"
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 
@@ -18,9 +19,11 @@ from scoring.params import DEFAULT_PARAMS
 from scoring.vocab import Vocabulary
 from streams import envelope
 from streams.codec import RawRecord
+from streams.devtools.stack import LocalStack
 from streams.keys import Keys
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.repair import full_cards
+from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
 from streams.state_store import DictStore
 
@@ -207,3 +210,14 @@ def test_markers_live_under_the_prefix_and_apart_from_creators() -> None:
     assert keys.partition_marker(3).startswith(keys.markers_pattern()[:-1])
     assert not keys.creator("meta").startswith(keys.markers_pattern()[:-1])
 
+
+def test_local_redis_keeps_its_data_unless_told_otherwise(tmp_path: Path) -> None:
+    def argv(**over: object) -> list[str]:
+        stack = LocalStack(Settings(stack_dir=tmp_path, **over), log=lambda _: None)
+        return stack.redis_argv("redis-server", tmp_path / "redis")
+
+    on = argv()
+    assert on[on.index("--appendonly") + 1] == "yes"
+    assert on[on.index("--dir") + 1] == str(tmp_path / "redis")
+    off = argv(redis_appendonly=False)
+    assert off[off.index("--appendonly") + 1] == "no"
