@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
 from streams.app import worker_topic_specs
+from streams.keys import Keys
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -161,11 +162,26 @@ class WorkerEnv:
         return "\n".join(lines)
 
     async def dump(self) -> dict[str, object]:
+        """Every key under the prefix but the partition markers (`streams.repair`): those are
+        the worker's bookkeeping, written on its own clock (`markers` reads them)."""
         client = Redis.from_url(self.settings.redis_url)
         try:
-            return await self.redis_dump(client, self.settings.redis_prefix)
+            found = await self.redis_dump(client, self.settings.redis_prefix)
         finally:
             await client.aclose()
+        markers = Keys(self.settings.redis_prefix).markers_pattern().removesuffix("*")
+        return {k: v for k, v in found.items() if not k.startswith(markers)}
+
+    async def markers(self) -> dict[int, bytes]:
+        """The partition markers the workers wrote: partition -> value."""
+        keys = Keys(self.settings.redis_prefix)
+        client = Redis.from_url(self.settings.redis_url)
+        try:
+            found = [k async for k in client.scan_iter(match=keys.markers_pattern())]
+            values = await client.mget(found) if found else []
+        finally:
+            await client.aclose()
+        return {int(k.rsplit(b":", 1)[1]): v for k, v in zip(found, values, strict=True)}
 
     async def wait_for(
         self, check: object, *, timeout: float, proc: subprocess.Popen[bytes], what: str
