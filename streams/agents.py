@@ -44,6 +44,7 @@ from streams.codec import RawRecord
 from streams.keys import Keys
 from streams.observability import HealthState, ObservabilityRunner, start_observability
 from streams.pipeline import Pipeline, PipelineConfig
+from streams.repair import Republisher, owned_partitions
 from streams.row_cache import RowCache
 from streams.settings import Settings, load_scoring_params
 from streams.sinks.base import UnwritableError
@@ -152,13 +153,18 @@ def _exit_failed(exc: BaseException | None, records: int) -> None:
 
 
 async def _drain_ingest(
-    app: faust.App, ingest: BatchIngest, pipeline: Pipeline, sizer: BatchSizer
+    app: faust.App,
+    ingest: BatchIngest,
+    pipeline: Pipeline,
+    sizer: BatchSizer,
+    exclusive: asyncio.Lock,
 ) -> None:
     """Batch mode's agent loop: take fetched messages, run them, then acknowledge them.
 
     Acknowledging only after `_run_batch` returns is what keeps commits behind the sinks:
     Faust commits an offset once every message up to it is acked. `sizer` sets how many
-    records each batch may take (more under a backlog, within a time target).
+    records each batch may take (more under a backlog, within a time target). A batch runs
+    holding `exclusive`, which a Redis repair's slices take too (`streams.repair`).
     """
     consumer = app.consumer
     while True:
@@ -168,7 +174,9 @@ async def _drain_ingest(
         started = time.perf_counter()
         batching.track(consumer, messages)
         ingest.abandon.clear()
-        if not await _run_batch(pipeline, batching.to_records(messages), app, ingest.abandon):
+        async with exclusive:
+            done = await _run_batch(pipeline, batching.to_records(messages), app, ingest.abandon)
+        if not done:
             continue  # abandoned: its records stay unacknowledged (see _run_batch)
         batching.ack(consumer, messages)
         sizer.observe(len(messages), time.perf_counter() - started)
@@ -192,10 +200,16 @@ def install_pipeline(
     )
     batching.attach(app, ingest)
 
+    changelog = bundle.table.changelog_topic.get_topic_name()
+
+    def owned() -> frozenset[int] | None:
+        return owned_partitions(app, changelog)
+
     async def score(stream: faust.StreamT[Any]) -> None:
         redis = build_redis(settings.redis_url)
         producer = build_producer(settings)
         await producer.start()
+        repairing: asyncio.Future[None] | None = None
         try:
             pipeline = Pipeline(
                 config,
@@ -205,10 +219,22 @@ def install_pipeline(
                 KafkaSink(producer, dead_letter_topic=settings.dead_letter_topic),
                 cache=cache,
             )
+            # Writes Redis again from the state when it lost its data (streams.repair).
+            repair = Republisher(
+                TableStore(bundle.table, producer, settings.topic_partitions),
+                settings.topic_partitions, owned, redis,
+                RedisSink(redis, Keys(settings.redis_prefix)), Keys(settings.redis_prefix), params,
+            )  # fmt: skip
+            if settings.redis_repair_interval_s:
+                repairing = asyncio.ensure_future(repair.run(settings.redis_repair_interval_s))
             # The consumer bypasses the stream (streams.batching): fetches arrive whole.
             sizer = BatchSizer(batch_size, settings.batch_target_s)
-            await _drain_ingest(app, ingest, pipeline, sizer)
+            await _drain_ingest(app, ingest, pipeline, sizer, repair.exclusive)
         finally:
+            if repairing is not None:
+                repairing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await repairing
             await producer.stop()
             await redis.aclose()
 

@@ -325,6 +325,44 @@ def show(settings: Settings, creator_id: str, as_json: bool) -> None:
         Console().print(creator_renderable(view))
 
 
+@main.command("republish")
+@click.pass_obj
+def republish(settings: Settings) -> None:
+    """Make every worker write its creators to Redis again in full, from its state.
+
+    Deletes the partition markers under the prefix; each worker republishes what it holds
+    at its next check (CREATOR_SCORES_REDIS_REPAIR_INTERVAL_S).
+    """
+    import asyncio
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from streams.keys import Keys
+    from streams.repair import delete_markers
+
+    async def run() -> int:
+        client = Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=3.0)
+        try:
+            return await delete_markers(client, Keys(settings.redis_prefix))
+        finally:
+            await client.aclose()
+
+    try:
+        deleted = asyncio.run(run())
+    except (RedisError, OSError) as exc:
+        raise click.ClickException(f"cannot reach Redis at {settings.redis_url}: {exc}") from exc
+    interval = settings.redis_repair_interval_s
+    click.echo(
+        f"deleted {deleted} partition markers under {settings.redis_prefix!r}; "
+        + (
+            f"workers republish within {interval:g}s"
+            if interval
+            else "workers will not republish: CREATOR_SCORES_REDIS_REPAIR_INTERVAL_S is 0"
+        )
+    )
+
+
 @main.command("dashboard")
 @click.option("--once", is_flag=True, help="Print one frame and exit.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,

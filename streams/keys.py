@@ -65,3 +65,10 @@ class Keys:
 
     def boards_pattern(self) -> str:
         return f"{self.prefix}lb:*"
+
+    def partition_marker(self, partition: int) -> str:
+        """Set once the creators of a state-table partition are all in Redis (`streams.repair`)."""
+        return f"{self.prefix}meta:published:{partition}"
+
+    def markers_pattern(self) -> str:
+        return f"{self.prefix}meta:published:*"

@@ -165,6 +165,17 @@ CREATORS_IN_STATE = Gauge(
     "Creators held in this worker's state table.",
     registry=REGISTRY,
 )
+REDIS_REPUBLISHES = Counter(
+    "creator_scores_redis_republishes",
+    "Republishes of held creators to a Redis whose partition markers were missing "
+    "(Redis lost its data, or `creator-scores republish`).",
+    registry=REGISTRY,
+)
+REDIS_REPUBLISHED_CREATORS = Counter(
+    "creator_scores_redis_republished_creators",
+    "Creators whose full card a republish wrote to Redis again.",
+    registry=REGISTRY,
+)
 LAST_REDIS_WRITE = Gauge(
     "creator_scores_last_redis_write_timestamp_seconds",
     "Unix time of the last successful Redis write.",

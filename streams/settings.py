@@ -93,12 +93,17 @@ class Settings(BaseSettings):
 
     # Redis output.
     redis_prefix: str = "cs:"
+    # How often a worker checks that Redis still holds its partitions' creators, seconds
+    # (streams.repair: a Redis that lost its data is written again from the state; 0: never).
+    redis_repair_interval_s: float = Field(default=5.0, ge=0)
 
     # Local stack (`creator-scores stack ...`).
     stack_dir: Path = Path(".stack")
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     redis_port: int = 6379
+    # Local stack: Redis keeps its data across a restart (an append-only file in its folder).
+    redis_appendonly: bool = True
     kafka_heap: str = "768m"
 
     @property

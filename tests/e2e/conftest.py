@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from streams.app import worker_topic_specs
 from streams.devtools.stack import LocalStack, free_port, port_open
+from streams.keys import Keys
 from streams.settings import Settings
 from streams.topics import ensure_topics
 
@@ -161,12 +162,28 @@ class WorkerEnv:
         ][:40]  # fmt: skip
         return "\n".join(lines)
 
-    async def dump(self) -> dict[str, object]:
-        client = Redis.from_url(self.settings.redis_url)
+    async def dump(self, redis_url: str | None = None) -> dict[str, object]:
+        """Every key under the prefix but the partition markers (`streams.repair`): those are
+        the worker's bookkeeping, written on its own clock (`markers` reads them). From the
+        stack's Redis, or the one at `redis_url`."""
+        client = Redis.from_url(redis_url or self.settings.redis_url)
         try:
-            return await self.redis_dump(client, self.settings.redis_prefix)
+            found = await self.redis_dump(client, self.settings.redis_prefix)
         finally:
             await client.aclose()
+        markers = Keys(self.settings.redis_prefix).markers_pattern().removesuffix("*")
+        return {k: v for k, v in found.items() if not k.startswith(markers)}
+
+    async def markers(self) -> dict[int, bytes]:
+        """The partition markers the workers wrote: partition -> value."""
+        keys = Keys(self.settings.redis_prefix)
+        client = Redis.from_url(self.settings.redis_url)
+        try:
+            found = [k async for k in client.scan_iter(match=keys.markers_pattern())]
+            values = await client.mget(found) if found else []
+        finally:
+            await client.aclose()
+        return {int(k.rsplit(b":", 1)[1]): v for k, v in zip(found, values, strict=True)}
 
     async def wait_for(
         self, check: object, *, timeout: float, proc: subprocess.Popen[bytes], what: str

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
+import sys
 import time
 import zlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
@@ -36,6 +39,8 @@ Produced = tuple[str, bytes | None, bytes]
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import PrivateRedis, WorkerEnv
+
+CLI = Path(sys.executable).with_name("creator-scores")
 
 pytestmark = pytest.mark.e2e
 
@@ -316,11 +321,7 @@ async def test_sigterm_during_a_redis_outage_exits_in_time_and_acknowledges_noth
     proc2 = worker_env.start("worker2", **on_private)
     await worker_env.wait_caught_up(settings.source_topics, proc2)
     await worker_env.wait_caught_up(sources, proc2)
-    client = Redis.from_url(private_redis.url)
-    try:
-        dump = await worker_env.redis_dump(client, settings.redis_prefix)
-    finally:
-        await client.aclose()
+    dump = await worker_env.dump(private_redis.url)
     cards = expected_cards(events.payloads, now_ms)
     assert without_updated_at(dump) == expected_redis(cards, settings.redis_prefix)
     assert "Traceback" not in worker_env.log_text("worker2")
@@ -352,10 +353,65 @@ async def test_a_rebalance_during_a_redis_outage_fences_the_stuck_batch(
     private_redis.thaw()
     for p in (proc, proc2):
         await worker_env.wait_caught_up(sources, p)
-    client = Redis.from_url(private_redis.url)
-    try:
-        dump = await worker_env.redis_dump(client, settings.redis_prefix)
-    finally:
-        await client.aclose()
+    dump = await worker_env.dump(private_redis.url)
     cards = expected_cards(events.payloads, now_ms)
     assert without_updated_at(dump) == expected_redis(cards, settings.redis_prefix)
+
+
+async def test_redis_emptied_is_written_again_from_the_state(
+    worker_env: WorkerEnv, now_ms: int
+) -> None:
+    """Redis loses every key of the deployment: the worker notices (its partition markers
+    are gone) and writes every creator again from its state; `republish` forces the same."""
+    settings = worker_env.settings
+    prefix = settings.redis_prefix
+    events = worker_env.make_events(creators=40, posts_per_creator=4, seed=13, now_ms=now_ms)
+    cards = expected_cards(events.payloads, now_ms)
+    proc = worker_env.start(CREATOR_SCORES_REDIS_REPAIR_INTERVAL_S="0.5")
+    await worker_env.produce(events.records)
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    await worker_env.wait_caught_up(settings.source_topics, proc)
+    await worker_env.wait_caught_up(sources, proc)
+    expected = expected_redis(cards, prefix)
+    assert without_updated_at(await worker_env.dump()) == expected
+
+    async def all_marked() -> bool:
+        return await worker_env.markers() == dict.fromkeys(range(4), b"done")
+
+    await worker_env.wait_for(all_marked, timeout=30, proc=proc, what="the partition markers")
+    before = await worker_env.metric(proc, "creator_scores_redis_republished_creators_total")
+
+    # Redis comes back empty (this test's keys only: the Redis is shared).
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        lost = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        assert len(lost) > len(cards)
+        await redis.delete(*lost)
+    finally:
+        await redis.aclose()
+
+    async def repaired() -> bool:
+        return without_updated_at(await worker_env.dump()) == expected and await all_marked()
+
+    await worker_env.wait_for(repaired, timeout=30, proc=proc, what="Redis written again")
+    after = await worker_env.metric(proc, "creator_scores_redis_republished_creators_total")
+    assert after - before == len(cards)
+    assert f"Redis repair: republished {len(cards)} creators of partitions 0,1,2,3" in (
+        worker_env.log_text()
+    )
+
+    # An operator forces it: the markers go, the worker writes everything once more.
+    forced = subprocess.run(
+        [str(CLI), "republish"], env=worker_env.env, capture_output=True, text=True, timeout=60
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "deleted 4 partition markers" in forced.stdout
+
+    async def republished() -> bool:
+        done = await worker_env.metric(proc, "creator_scores_redis_republished_creators_total")
+        return done == after + len(cards) and await all_marked()
+
+    await worker_env.wait_for(republished, timeout=30, proc=proc, what="the forced republish")
+    assert without_updated_at(await worker_env.dump()) == expected
+    assert worker_env.stop(proc) == 0
+    assert "Traceback" not in worker_env.log_text()

@@ -74,6 +74,7 @@ async def test_values_reach_the_changelog_partitioned_like_faust(
         await store.put_many(items)
         assert table.data == dict(items)
         assert store.get(b"cr-000007") == items[7][1] and len(store) == 3000
+        assert sorted(store.keys()) == sorted(key for key, _ in items)
     finally:
         await producer.stop()
     records = await read_topic(topic, 3000)
