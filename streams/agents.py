@@ -41,6 +41,7 @@ from streams.app import (
 from streams.batching import BatchIngest, BatchSizer
 from streams.codec import RawRecord
 from streams.keys import Keys
+from streams.log_limit import install_repeat_limiter
 from streams.observability import HealthState, ObservabilityRunner, start_observability
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.row_cache import RowCache
@@ -229,6 +230,8 @@ class WorkerSupport(mode.Service):
         self._runner: ObservabilityRunner | None = None
 
     async def on_start(self) -> None:
+        # Logging is set up by now (mode does it first): a broker outage costs a few lines.
+        install_repeat_limiter()
         created = await ensure_topics(self._settings, worker_topic_specs(self._settings))
         if created:
             log.info("created topics: %s", ", ".join(created))

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from streams.keys import BOARD_SCORES, GLOBAL_REGION
+from streams.log_limit import setup_tool_logging
 from streams.settings import Settings, load_scoring_params, load_settings
 
 
@@ -104,6 +105,8 @@ def lag(
     """Consumer lag from the broker per topic and partition, with a Burrow-style status."""
     import asyncio
 
+    setup_tool_logging()
+
     from streams.lag import LagError, lag_report
     from streams.observability import ObservabilityError, run_lag_exporter
 
@@ -191,6 +194,8 @@ def simulate(
 ) -> None:
     """Send a synthetic creator population's posts, tags and orders to Kafka."""
     from aiokafka.errors import KafkaError
+
+    setup_tool_logging()
 
     from streams.devtools.simulate import SimulateOptions, parse_time_ms, run_simulate
 
