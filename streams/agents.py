@@ -87,7 +87,12 @@ async def flush_changelog(app: faust.App) -> None:
     await producer.flush()
 
 
-async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faust.App) -> None:
+async def _run_batch(
+    pipeline: Pipeline,
+    records: Sequence[RawRecord],
+    app: faust.App,
+    health: HealthState | None = None,
+) -> None:
     """Run one batch to the end (changelog writes included) even when the agent is being stopped.
 
     Faust acknowledges the batch's records as soon as the agent moves on, whether it
@@ -101,6 +106,8 @@ async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faus
         await pipeline.process(records)
         await flush_changelog(app)
 
+    if health is not None:
+        health.batch_started()  # /readyz fails if this batch outlasts ready_batch_timeout_s
     task = asyncio.ensure_future(run())
     try:
         await asyncio.shield(task)
@@ -116,10 +123,16 @@ async def _run_batch(pipeline: Pipeline, records: Sequence[RawRecord], app: faus
         )
         logging.shutdown()
         os._exit(EXIT_PIPELINE_FAILED)
+    if health is not None:
+        health.batch_finished()
 
 
 async def _drain_ingest(
-    app: faust.App, ingest: BatchIngest, pipeline: Pipeline, sizer: BatchSizer
+    app: faust.App,
+    ingest: BatchIngest,
+    pipeline: Pipeline,
+    sizer: BatchSizer,
+    health: HealthState | None = None,
 ) -> None:
     """Batch mode's agent loop: take fetched messages, run them, then acknowledge them.
 
@@ -134,7 +147,7 @@ async def _drain_ingest(
             continue
         started = time.perf_counter()
         batching.track(consumer, messages)
-        await _run_batch(pipeline, batching.to_records(messages), app)
+        await _run_batch(pipeline, batching.to_records(messages), app, health)
         batching.ack(consumer, messages)
         sizer.observe(len(messages), time.perf_counter() - started)
 
@@ -174,13 +187,13 @@ def install_pipeline(
             if ingest is not None:
                 # The consumer bypasses the stream (streams.batching): fetches arrive whole.
                 sizer = BatchSizer(batch_size, settings.batch_target_s)
-                await _drain_ingest(app, ingest, pipeline, sizer)
+                await _drain_ingest(app, ingest, pipeline, sizer, health)
                 return
             # take_events (not take): the pipeline needs each record's topic, partition,
             # offset, key and timestamp, which only the events carry.
             batches = cast("Stream[bytes]", stream).take_events(batch_size, within)
             async for events in batches:
-                await _run_batch(pipeline, to_records(events), app)
+                await _run_batch(pipeline, to_records(events), app, health)
         finally:
             await producer.stop()
             await redis.aclose()
@@ -250,7 +263,7 @@ def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
     bundle = build_app(settings)
     # Faust creates its data directory but not the parents; with the memory store it stays empty.
     Path(bundle.app.conf.datadir).mkdir(parents=True, exist_ok=True)
-    health = HealthState()
+    health = HealthState(batch_timeout_s=settings.ready_batch_timeout_s)
     install_pipeline(bundle, load_scoring_params(settings), health)
     worker = faust.Worker(
         bundle.app,
