@@ -235,9 +235,11 @@ class _Delivery:
         retry_for_s: float,
         on_retry: Callable[[str], None] | None,
         backoff: Backoff | None = None,
+        stop: asyncio.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.factory = factory
+        self.stopping = stop
         self.backoff = backoff or Backoff(initial_s=0.5, max_s=5.0)
         self.report = report
         self.retry_for_s = retry_for_s
@@ -302,6 +304,15 @@ class _Delivery:
         self.unconfirmed.clear()
         self.report.confirmed_lines = line_no
 
+    async def _stopped_within(self, delay_s: float) -> bool:
+        """Sleep `delay_s`; True at once if a stop (Ctrl-C, SIGTERM) is asked for."""
+        if self.stopping is None:
+            await asyncio.sleep(delay_s)
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), delay_s)
+        return self.stopping.is_set()
+
     async def recover(self, exc: BaseException) -> None:
         """Replace the producer and resend the unconfirmed records, or raise ReplayGaveUp."""
         deadline = self.clock() + self.retry_for_s
@@ -318,7 +329,9 @@ class _Delivery:
             delay = backoff.next_delay()
             if self.clock() + delay > deadline:
                 raise ReplayGaveUp(self.report, exc) from exc
-            await asyncio.sleep(delay)
+            if await self._stopped_within(delay):
+                self.report.interrupted = True
+                raise ReplayGaveUp(self.report, exc) from exc
             await self.stop()
             self.sender = self.factory()
             try:
@@ -363,11 +376,11 @@ async def replay(
         raise ValueError(f"confirm_every must be >= 1, got {confirm_every}")
     report = ReplayReport(skipped=skip, confirmed_lines=skip)
     factory = sender_factory or (lambda: BatchProducer(settings, compression=compression))
-    delivery = _Delivery(factory, report, retry_for_s, on_retry, retry_backoff)
+    delivery = _Delivery(factory, report, retry_for_s, on_retry, retry_backoff, stop)
     max_record = delivery.sender.max_batch_size - _RECORD_OVERHEAD
     pacer = Pacer(rate=rate, stop=stop)
-    await delivery.start()
     try:
+        await delivery.start()
         every = pacer.every
         line_no = 0
         for line_no, raw in enumerate(stream, start=1):

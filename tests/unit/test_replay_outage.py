@@ -3,7 +3,9 @@ replay that gives up names the `--skip` that resumes it without a gap."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from collections import Counter
 
 import pytest
@@ -170,3 +172,27 @@ async def test_skip_past_the_end_sends_nothing() -> None:
 )
 def test_is_outage_retries_only_what_a_restart_causes(exc: BaseException, outage: bool) -> None:
     assert is_outage(exc) is outage
+
+
+async def test_a_stop_during_an_outage_ends_the_wait_at_once() -> None:
+    broker = FakeBroker(fail_at_flush=1, down_for=10_000)
+    stop = asyncio.Event()
+
+    def on_retry(message: str) -> None:
+        stop.set()  # Ctrl-C while the broker is away
+
+    began = time.monotonic()
+    with pytest.raises(ReplayGaveUp) as caught:
+        await replay(
+            io.BytesIO(lines(40)),
+            Settings(),
+            confirm_every=25,
+            sender_factory=lambda: FakeSender(broker),
+            retry_backoff=Backoff(initial_s=5.0, max_s=5.0),
+            on_retry=on_retry,
+            stop=stop,
+        )
+    assert time.monotonic() - began < 2.0
+    report = caught.value.report
+    assert report.interrupted and report.confirmed_lines == 0
+    assert "resume with --skip 0" in "\n".join(report.summary_lines("Kafka"))
