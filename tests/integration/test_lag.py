@@ -508,6 +508,7 @@ async def test_readiness_gives_up_on_a_redis_check_that_hangs() -> None:
     health = HealthState(hangs, redis_timeout_s=0.2)
     health.set_assigned(True)
     health.set_recovered(True)
+    health.set_kafka(True)
     began = time.monotonic()
     state = await health.readiness()
     assert time.monotonic() - began < 2
