@@ -42,6 +42,7 @@ from streams.app import (
 from streams.batching import BatchIngest, BatchSizer
 from streams.codec import RawRecord
 from streams.keys import Keys
+from streams.log_limit import install_repeat_limiter
 from streams.observability import HealthState, ObservabilityRunner, start_observability
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.repair import Republisher, owned_partitions
@@ -87,7 +88,11 @@ async def flush_changelog(app: faust.App) -> None:
 
 
 async def _run_batch(
-    pipeline: Pipeline, records: Sequence[RawRecord], app: faust.App, abandon: asyncio.Event
+    pipeline: Pipeline,
+    records: Sequence[RawRecord],
+    app: faust.App,
+    abandon: asyncio.Event,
+    health: HealthState | None = None,
 ) -> bool:
     """Run one batch to the end (changelog writes included); False if it was abandoned.
 
@@ -105,6 +110,8 @@ async def _run_batch(
         await pipeline.process(records)
         await flush_changelog(app)
 
+    if health is not None:
+        health.batch_started()  # /readyz fails if this batch outlasts ready_batch_timeout_s
     task = asyncio.ensure_future(run())
     given_up = asyncio.ensure_future(abandon.wait())
     try:
@@ -131,6 +138,8 @@ async def _run_batch(
                 return False
     finally:
         given_up.cancel()
+        if health is not None:
+            health.batch_finished()
 
 
 async def _cancel(task: asyncio.Future[None]) -> None:
@@ -158,6 +167,7 @@ async def _drain_ingest(
     pipeline: Pipeline,
     sizer: BatchSizer,
     exclusive: asyncio.Lock,
+    health: HealthState | None = None,
 ) -> None:
     """Batch mode's agent loop: take fetched messages, run them, then acknowledge them.
 
@@ -175,7 +185,8 @@ async def _drain_ingest(
         batching.track(consumer, messages)
         ingest.abandon.clear()
         async with exclusive:
-            done = await _run_batch(pipeline, batching.to_records(messages), app, ingest.abandon)
+            records = batching.to_records(messages)
+            done = await _run_batch(pipeline, records, app, ingest.abandon, health)
         if not done:
             continue  # abandoned: its records stay unacknowledged (see _run_batch)
         batching.ack(consumer, messages)
@@ -229,7 +240,7 @@ def install_pipeline(
                 repairing = asyncio.ensure_future(repair.run(settings.redis_repair_interval_s))
             # The consumer bypasses the stream (streams.batching): fetches arrive whole.
             sizer = BatchSizer(batch_size, settings.batch_target_s)
-            await _drain_ingest(app, ingest, pipeline, sizer, repair.exclusive)
+            await _drain_ingest(app, ingest, pipeline, sizer, repair.exclusive, health)
         finally:
             if repairing is not None:
                 repairing.cancel()
@@ -283,6 +294,8 @@ class WorkerSupport(mode.Service):
         self._runner: ObservabilityRunner | None = None
 
     async def on_start(self) -> None:
+        # Logging is set up by now (mode does it first): a broker outage costs a few lines.
+        install_repeat_limiter()
         settings = self._settings
         created = await ensure_topics(settings, worker_topic_specs(settings))
         if created:
@@ -314,7 +327,7 @@ def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
     bundle = build_app(settings)
     # Faust creates its data directory but not the parents; with the memory store it stays empty.
     Path(bundle.app.conf.datadir).mkdir(parents=True, exist_ok=True)
-    health = HealthState()
+    health = HealthState(batch_timeout_s=settings.ready_batch_timeout_s)
     install_pipeline(bundle, load_scoring_params(settings), health)
     worker = faust.Worker(
         bundle.app,

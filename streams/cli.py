@@ -15,6 +15,7 @@ import click
 from pydantic import ValidationError
 
 from streams.keys import BOARD_SCORES, GLOBAL_REGION
+from streams.log_limit import setup_tool_logging
 from streams.settings import Settings, SettingsError, load_scoring_params, load_settings
 
 
@@ -109,6 +110,8 @@ def lag(
     """Consumer lag from the broker per topic and partition, with a Burrow-style status."""
     import asyncio
 
+    setup_tool_logging()
+
     from streams.lag import LagError, lag_report
     from streams.observability import ObservabilityError, run_lag_exporter
 
@@ -126,6 +129,8 @@ def lag(
 
 
 _CODECS = ("none", "gzip", "lz4", "snappy", "zstd")
+#: `replay` stopped because Kafka stayed away (EX_TEMPFAIL: try again later, with --skip).
+EXIT_REPLAY_GAVE_UP = 75
 _SHARE = click.FloatRange(0.0, 1.0, max_open=True)
 
 
@@ -197,6 +202,8 @@ def simulate(
     """Send a synthetic creator population's posts, tags and orders to Kafka."""
     from aiokafka.errors import KafkaError
 
+    setup_tool_logging()
+
     from streams.devtools.simulate import SimulateOptions, parse_time_ms, run_simulate
 
     try:
@@ -223,15 +230,30 @@ def simulate(
 @click.option("--topic-map", multiple=True, metavar="SRC=DST",
               help="Send the file's SRC records to topic DST (repeatable).")  # fmt: skip
 @click.option("--compression", type=click.Choice(_CODECS), default="none", show_default=True)
+@click.option("--skip", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Skip the first N lines (resume where a stopped replay says).")  # fmt: skip
+@click.option("--retry-for", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              metavar="SECONDS", help="How long to wait out a broker outage.")  # fmt: skip
 @click.pass_obj
 def replay(
-    settings: Settings, file: Path, rate: float, topic_map: tuple[str, ...], compression: str
+    settings: Settings,
+    file: Path,
+    rate: float,
+    topic_map: tuple[str, ...],
+    compression: str,
+    skip: int,
+    retry_for: float,
 ) -> None:
-    """Send a JSON-lines file (as `simulate --to-file` writes) to Kafka; exit 1 on bad lines."""
+    """Send a JSON-lines file (as `simulate --to-file` writes) to Kafka; exit 1 on bad lines.
+
+    A broker outage is waited out for --retry-for seconds; past it the command exits 75
+    and says which --skip resumes it.
+    """
     from aiokafka.errors import KafkaError
 
-    from streams.devtools.replay import parse_topic_map, run_replay
+    from streams.devtools.replay import ReplayGaveUp, parse_topic_map, run_replay
 
+    setup_tool_logging()
     try:
         mapping = parse_topic_map(topic_map)
     except ValueError as exc:
@@ -240,7 +262,15 @@ def replay(
         report = run_replay(
             file, settings, rate=rate, topic_map=mapping, compression=compression,
             echo=click.echo, echo_err=lambda line: click.echo(line, err=True),
+            skip=skip, retry_for_s=retry_for,
         )  # fmt: skip
+    except ReplayGaveUp as exc:
+        click.echo(
+            f"Error: Kafka at {settings.kafka_bootstrap_servers} unavailable for over "
+            f"{retry_for:.0f}s; rerun with --skip {exc.report.confirmed_lines} to resume",
+            err=True,
+        )
+        sys.exit(EXIT_REPLAY_GAVE_UP)
     except KafkaError as exc:
         raise click.ClickException(f"Kafka at {settings.kafka_bootstrap_servers}: {exc}") from exc
     except OSError as exc:

@@ -693,9 +693,14 @@ class LagMonitor:
     def for_settings(
         cls, settings: Settings, groups: Iterable[str] | None = None, **kwargs: Any
     ) -> LagMonitor:
-        """The app's own group watches the source topics; other groups their commits only."""
+        """The app's own group watches the topics it reads (the source topics and the re-key
+        topic), so their backlog counts from the log start before its first commit there;
+        other groups their commits only."""
+        from streams.app import rekeyed_topic_name  # Faust only when asked for lag
+
         wanted = list(groups) if groups is not None else [settings.app_id]
-        mapping = {g: settings.source_topics if g == settings.app_id else () for g in wanted}
+        own = (*settings.source_topics, rekeyed_topic_name(settings))
+        mapping = {g: own if g == settings.app_id else () for g in wanted}
         # A catching-up worker commits once per flush; a flush may overrun its target.
         kwargs.setdefault("rules", StatusRules.allowing(3 * settings.batch_target_s))
         return cls(settings.kafka_bootstrap_servers, mapping, **kwargs)

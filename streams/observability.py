@@ -5,9 +5,10 @@ One small aiohttp server runs inside the worker's own asyncio loop on
 `streams.metrics.REGISTRY`, broker-side consumer lag from `streams.lag`, and
 the current top creators read back from the Redis leaderboard), `/healthz`
 (the process and its loop answer) and `/readyz` (partitions assigned, tables
-recovered, Redis reachable; 503 otherwise). The pipeline only flips flags on
-a `HealthState`; everything slow (lag from Kafka, the leaderboard from Redis)
-is refreshed by background tasks so a scrape never waits on the network.
+recovered, Redis and Kafka reachable, no batch stuck; 503 otherwise). The
+pipeline only flips flags on a `HealthState`; everything slow (lag and
+metadata from Kafka, the leaderboard from Redis) is refreshed by background
+tasks so a scrape never waits on the network.
 """
 
 from __future__ import annotations
@@ -58,16 +59,33 @@ class HealthState:
     """Flags the pipeline sets; `/readyz` reads them and asks Redis.
 
     Ready means: partitions assigned to this worker, its tables recovered from
-    their changelogs, and Redis answering within `redis_timeout_s`.
+    their changelogs, Redis answering within `redis_timeout_s`, Kafka answering
+    the last metadata probe (`KafkaProbe`), and no batch in progress for longer
+    than `batch_timeout_s` (a worker retrying a write that never succeeds, or
+    waiting on a dependency that is down, is alive but makes no progress).
     """
 
-    def __init__(self, redis_check: RedisCheck | None = None, redis_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        redis_check: RedisCheck | None = None,
+        redis_timeout_s: float = 1.0,
+        *,
+        batch_timeout_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if redis_timeout_s <= 0:
             raise ValueError(f"redis_timeout_s must be > 0, got {redis_timeout_s}")
+        if batch_timeout_s <= 0:
+            raise ValueError(f"batch_timeout_s must be > 0, got {batch_timeout_s}")
         self._assigned = False
         self._recovered = False
         self._redis_check = redis_check
         self.redis_timeout_s = redis_timeout_s
+        self.batch_timeout_s = batch_timeout_s
+        self._clock = clock
+        self._kafka: bool | None = None  # None: no probe has answered yet
+        self._kafka_detail = "no Kafka check has run yet"
+        self._batch_since: float | None = None
         self.started_at = time.time()
 
     def set_assigned(self, assigned: bool) -> None:
@@ -78,6 +96,17 @@ class HealthState:
 
     def set_redis_check(self, check: RedisCheck | None) -> None:
         self._redis_check = check
+
+    def set_kafka(self, reachable: bool, detail: str = "") -> None:
+        """The outcome of the latest Kafka probe; `detail` says why it failed."""
+        self._kafka = bool(reachable)
+        self._kafka_detail = detail or "Kafka did not answer"
+
+    def batch_started(self) -> None:
+        self._batch_since = self._clock()
+
+    def batch_finished(self) -> None:
+        self._batch_since = None
 
     @property
     def assigned(self) -> bool:
@@ -90,6 +119,10 @@ class HealthState:
     @property
     def has_redis_check(self) -> bool:
         return self._redis_check is not None
+
+    def batch_age_s(self) -> float | None:
+        """How long the batch in progress has run; None between batches."""
+        return None if self._batch_since is None else self._clock() - self._batch_since
 
     async def readiness(self) -> Readiness:
         detail: dict[str, str] = {}
@@ -111,8 +144,88 @@ class HealthState:
                 detail["redis"] = f"Redis did not answer within {self.redis_timeout_s}s"
             except Exception as exc:
                 detail["redis"] = f"{type(exc).__name__}: {exc}"
-        checks = {"assigned": self._assigned, "recovered": self._recovered, "redis": redis_ok}
+        kafka_ok = self._kafka is True
+        if not kafka_ok:
+            detail["kafka"] = self._kafka_detail
+        age = self.batch_age_s()
+        progressing = age is None or age <= self.batch_timeout_s
+        if not progressing:
+            detail["progress"] = (
+                f"a batch has been in progress for {age:.0f}s "
+                f"(more than {self.batch_timeout_s:g}s): a dependency is down or a write keeps "
+                "failing"
+            )
+        checks = {
+            "assigned": self._assigned,
+            "recovered": self._recovered,
+            "redis": redis_ok,
+            "kafka": kafka_ok,
+            "progress": progressing,
+        }
         return Readiness(all(checks.values()), checks, detail)
+
+
+class KafkaProbe:
+    """Asks the cluster for its metadata, the cheapest request that needs a live broker.
+
+    Run every few seconds by the observability endpoint; each answer (or its absence
+    within `timeout_s`) goes to `HealthState.set_kafka`. Its own client, so the probe
+    measures whether this process can reach Kafka now, whatever the consumer's state.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str, health: HealthState, *, timeout_s: float = 3.0
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        self.bootstrap_servers = bootstrap_servers
+        self.health = health
+        self.timeout_s = timeout_s
+        self.failures = 0
+        self._client: Any = None
+        self._last_error: str | None = None
+
+    async def check(self) -> bool:
+        try:
+            await asyncio.wait_for(self._ask(), timeout=self.timeout_s)
+        except Exception as exc:
+            self.failures += 1
+            message = (
+                f"Kafka at {self.bootstrap_servers} did not answer within {self.timeout_s:g}s"
+                if isinstance(exc, TimeoutError)
+                else f"cannot reach Kafka at {self.bootstrap_servers}: {type(exc).__name__}: {exc}"
+            )
+            # Once per distinct failure, not every few seconds while Kafka is away.
+            level = logging.DEBUG if message == self._last_error else logging.WARNING
+            log.log(level, "Kafka probe failed: %s", message)
+            self._last_error = message
+            await self.close()  # a fresh client next time: bootstrap again from the list
+            self.health.set_kafka(False, message)
+            return False
+        if self._last_error is not None:
+            log.info("Kafka probe: %s answers again", self.bootstrap_servers)
+            self._last_error = None
+        self.health.set_kafka(True)
+        return True
+
+    async def _ask(self) -> None:
+        if self._client is None:
+            from aiokafka.client import AIOKafkaClient
+
+            client = AIOKafkaClient(
+                bootstrap_servers=self.bootstrap_servers,
+                request_timeout_ms=int(self.timeout_s * 1000),
+                client_id="creator-scores-readiness",
+            )
+            self._client = client
+            await client.bootstrap()
+        await self._client.fetch_all_metadata()
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
 
 
 def redis_ping_check(client: Any) -> RedisCheck:
@@ -235,6 +348,7 @@ class ObservabilityRunner:
     _tasks: list[asyncio.Task[None]]
     _redis: Any
     _stopped: bool = False
+    probe: KafkaProbe | None = None
 
     @property
     def url(self) -> str:
@@ -251,6 +365,8 @@ class ObservabilityRunner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._runner.cleanup()
+        if self.probe is not None:
+            await self.probe.close()
         if self.monitor is not None:
             await self.monitor.close()
         if self._redis is not None:
@@ -326,6 +442,7 @@ async def start_observability(
     port: int | None = None,
     lag_interval_s: float = DEFAULT_INTERVAL_S,
     top_interval_s: float = DEFAULT_INTERVAL_S,
+    kafka_interval_s: float = DEFAULT_INTERVAL_S,
     top_n: int = DEFAULT_TOP_N,
     registry: CollectorRegistry = REGISTRY,
 ) -> ObservabilityRunner:
@@ -334,9 +451,9 @@ async def start_observability(
 
     The worker passes `[settings.app_id]`; its source topics are watched even
     before anything is committed. When `health` has no Redis check, one that
-    PINGs `settings.redis_url` is installed.
+    PINGs `settings.redis_url` is installed; Kafka is probed every `kafka_interval_s`.
     """
-    if lag_interval_s <= 0 or top_interval_s <= 0:
+    if lag_interval_s <= 0 or top_interval_s <= 0 or kafka_interval_s <= 0:
         raise ObservabilityError("refresh intervals must be > 0 seconds")
     listen_port = settings.metrics_port if port is None else port
     groups = list(dict.fromkeys(lag_groups))
@@ -360,11 +477,15 @@ async def start_observability(
         with contextlib.suppress(Exception):
             await redis_client.aclose()
         raise
+    probe = KafkaProbe(settings.kafka_bootstrap_servers, health)
     tasks: list[asyncio.Task[None]] = [
         asyncio.create_task(
             _every(top_interval_s, lambda: top.refresh(redis_client), "top creators"),
             name="observability-top-creators",
-        )
+        ),
+        asyncio.create_task(
+            _every(kafka_interval_s, probe.check, "Kafka probe"), name="observability-kafka"
+        ),
     ]
     if monitor is not None:
         tasks.append(
@@ -382,6 +503,7 @@ async def start_observability(
         _runner=runner,
         _tasks=tasks,
         _redis=redis_client,
+        probe=probe,
     )
 
 

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     stream_buffer_maxsize: int = 32_768
     web_port: int = 6066
     metrics_port: int = 9108
+    # /readyz fails while one batch has been in progress longer than this (a dependency
+    # down, a write that keeps failing); flushes normally take about batch_target_s.
+    ready_batch_timeout_s: float = Field(default=60.0, gt=0)
 
     # Redis output.
     redis_prefix: str = "cs:"

@@ -18,6 +18,11 @@ Blank lines are ignored. Any other line is bad: it is reported with its line
 number and reason, skipped, counted, and makes the command exit non-zero, so
 a damaged file never passes unnoticed. Records go out through the same
 batching producer as the simulator, paced with `--rate` if asked.
+
+A broker that goes away (a restart) is waited out: records not yet confirmed
+are sent again once it is back, for up to `--retry-for` seconds. Past that the
+command stops and says how many lines are safely on the broker; `--skip N`
+resumes after them.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Protocol
 
 import orjson
 
@@ -41,11 +48,19 @@ from streams.devtools.simulate import (
     stop_on_signals,
 )
 from streams.settings import Settings
+from streams.sinks.base import Backoff
 
 #: Bad lines printed one by one; past this only the summary counts them.
 MAX_REPORTED: Final = 50
 # Room for the record framing next to key and value inside one batch.
 _RECORD_OVERHEAD: Final = 64
+#: Records sent between two waits for the broker's acknowledgements; a retry resends
+#: at most this many.
+CONFIRM_EVERY: Final = 20_000
+#: How long a broker outage is waited out before the replay stops (`--retry-for`).
+DEFAULT_RETRY_FOR_S: Final = 120.0
+#: How long a producer whose broker is gone may take to close before it is dropped.
+_STOP_TIMEOUT_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,10 @@ class ReplayReport:
     first_bad: list[BadLine] = field(default_factory=list)
     elapsed_s: float = 0.0
     interrupted: bool = False
+    skipped: int = 0  # lines skipped at the start (--skip)
+    confirmed_lines: int = 0  # every line up to this one is on the broker (or bad)
+    retries: int = 0  # Kafka outages waited out
+    gave_up: str | None = None  # why the replay stopped before the end of the file
 
     @property
     def rate(self) -> float:
@@ -82,8 +101,21 @@ class ReplayReport:
         lines = [
             f"replayed {self.sent:,} of {self.lines:,} lines to {destination} in "
             f"{self.elapsed_s:.2f}s ({self.rate:,.0f} records/s)"
-            + (" - stopped early" if self.interrupted else "")
+            + (" - stopped early" if self.interrupted or self.gave_up else "")
         ]
+        if self.gave_up:
+            lines.append(f"  gave up: Kafka unavailable ({self.gave_up})")
+        if self.interrupted or self.gave_up:
+            lines.append(
+                f"  the first {self.confirmed_lines:,} lines are done (on the broker, or "
+                f"bad); resume with --skip {self.confirmed_lines}"
+            )
+        if self.skipped:
+            lines.append(f"  first {self.skipped:,} lines skipped (--skip)")
+        if self.retries:
+            lines.append(
+                f"  {self.retries} Kafka outage(s) waited out; records resent at least once"
+            )
         lines.extend(f"  {topic:<24} {n:>12,}" for topic, n in sorted(self.by_topic.items()))
         if self.bad:
             reasons = ", ".join(f"{k} {n}" for k, n in sorted(self.bad_reasons.items()))
@@ -140,6 +172,182 @@ def parse_line(raw: bytes, topic_map: Mapping[str, str] | None = None) -> SimEve
     return SimEvent(topic, key.encode() if key is not None else None, value)
 
 
+class Sender(Protocol):
+    """What `replay` needs of a producer (`BatchProducer`); tests pass a fake."""
+
+    max_batch_size: int
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+    async def tick(self) -> None: ...
+    async def flush(self) -> None: ...
+
+
+class ReplayGaveUp(RuntimeError):
+    """Kafka stayed unreachable past the retry deadline; the report says where to resume."""
+
+    def __init__(self, report: ReplayReport, cause: BaseException) -> None:
+        super().__init__(describe(cause))
+        self.report = report
+        report.gave_up = str(self)
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: message`, once (aiokafka's errors already start with their type)."""
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors a broker restart or a network blip causes, worth retrying."""
+    from aiokafka import errors
+
+    permanent = (
+        errors.MessageSizeTooLargeError,
+        errors.RecordListTooLargeError,
+        errors.InvalidTopicError,
+        errors.TopicAuthorizationFailedError,
+        errors.ClusterAuthorizationFailedError,
+        errors.SaslAuthenticationFailed,
+        errors.UnsupportedVersionError,
+    )
+    if isinstance(exc, errors.KafkaError):
+        return not isinstance(exc, permanent)
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+class _Delivery:
+    """The open producer and the records sent since the last confirmed line.
+
+    Every `confirm_every` lines the producer is flushed: every line up to there is
+    then on the broker (`report.confirmed_lines`). When Kafka fails, the producer is
+    replaced and the unconfirmed records are sent again, with backoff, until
+    `retry_for_s` has passed without success; some of them may then be on the
+    topic twice (at least once, as any Kafka producer retry), never missing.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Sender],
+        report: ReplayReport,
+        retry_for_s: float,
+        on_retry: Callable[[str], None] | None,
+        backoff: Backoff | None = None,
+        stop: asyncio.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.factory = factory
+        self.stopping = stop
+        self.backoff = backoff or Backoff(initial_s=0.5, max_s=5.0)
+        self.report = report
+        self.retry_for_s = retry_for_s
+        self.on_retry = on_retry
+        self.clock = clock
+        self.sender = factory()
+        self.unconfirmed: list[SimEvent] = []
+        self.known_topics: set[str] = set()
+
+    async def start(self) -> None:
+        try:
+            await self.sender.start()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await self.recover(exc)
+
+    async def stop(self) -> None:
+        # A producer whose broker is gone waits for batches that will never leave.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.sender.stop(), _STOP_TIMEOUT_S)
+
+    async def send(self, event: SimEvent) -> None:
+        """Send one record; UnknownTopicError for a topic the broker never had."""
+        try:
+            await self.sender.send(event.topic, event.key, event.value)
+        except UnknownTopicError:
+            if event.topic not in self.known_topics:
+                raise
+            # A topic that was there a moment ago: the broker is still coming back.
+            self.unconfirmed.append(event)
+            await self.recover(LookupError(f"topic {event.topic!r} not in metadata yet"))
+            return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self.unconfirmed.append(event)
+            await self.recover(exc)
+            return
+        self.unconfirmed.append(event)
+        self.known_topics.add(event.topic)
+
+    async def tick(self) -> None:
+        try:
+            await self.sender.tick()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await self.recover(exc)
+
+    async def confirm(self, line_no: int) -> None:
+        """Wait until every record so far is on the broker; lines up to `line_no` are done."""
+        try:
+            await self.sender.flush()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await self.recover(exc)
+        for event in self.unconfirmed:
+            self.report.sent += 1
+            self.report.by_topic[event.topic] += 1
+        self.unconfirmed.clear()
+        self.report.confirmed_lines = line_no
+
+    async def _stopped_within(self, delay_s: float) -> bool:
+        """Sleep `delay_s`; True at once if a stop (Ctrl-C, SIGTERM) is asked for."""
+        if self.stopping is None:
+            await asyncio.sleep(delay_s)
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), delay_s)
+        return self.stopping.is_set()
+
+    async def recover(self, exc: BaseException) -> None:
+        """Replace the producer and resend the unconfirmed records, or raise ReplayGaveUp."""
+        deadline = self.clock() + self.retry_for_s
+        backoff = self.backoff
+        backoff.reset()
+        self.report.retries += 1
+        while True:
+            if self.on_retry is not None:
+                self.on_retry(
+                    f"Kafka unavailable ({describe(exc)}); "
+                    f"{len(self.unconfirmed):,} records to resend, "
+                    f"retrying for up to {max(0.0, deadline - self.clock()):.0f}s more"
+                )
+            delay = backoff.next_delay()
+            if self.clock() + delay > deadline:
+                raise ReplayGaveUp(self.report, exc) from exc
+            if await self._stopped_within(delay):
+                self.report.interrupted = True
+                raise ReplayGaveUp(self.report, exc) from exc
+            await self.stop()
+            self.sender = self.factory()
+            try:
+                await self.sender.start()
+                for event in self.unconfirmed:
+                    await self.sender.send(event.topic, event.key, event.value)
+                await self.sender.flush()
+                return
+            except UnknownTopicError as again:
+                exc = again
+            except Exception as again:
+                if not is_outage(again):
+                    raise
+                exc = again
+
+
 async def replay(
     stream: BinaryIO,
     settings: Settings,
@@ -149,20 +357,40 @@ async def replay(
     compression: str = "none",
     on_bad: Callable[[BadLine], None] | None = None,
     stop: asyncio.Event | None = None,
+    skip: int = 0,
+    retry_for_s: float = DEFAULT_RETRY_FOR_S,
+    on_retry: Callable[[str], None] | None = None,
+    confirm_every: int = CONFIRM_EVERY,
+    sender_factory: Callable[[], Sender] | None = None,
+    retry_backoff: Backoff | None = None,
 ) -> ReplayReport:
-    """Send every good line of `stream`; each bad one goes to `on_bad` and the report."""
-    report = ReplayReport()
-    sender = BatchProducer(settings, compression=compression)
-    max_record = sender.max_batch_size - _RECORD_OVERHEAD
-    await sender.start()
+    """Send every good line of `stream` after the first `skip`; bad ones go to `on_bad`.
+
+    A broker outage is waited out for `retry_for_s` (see `_Delivery`); past it,
+    `ReplayGaveUp` carries the report, whose `confirmed_lines` is the `skip` that
+    resumes the replay without losing a record.
+    """
+    if skip < 0:
+        raise ValueError(f"skip must be >= 0, got {skip}")
+    if confirm_every < 1:
+        raise ValueError(f"confirm_every must be >= 1, got {confirm_every}")
+    report = ReplayReport(skipped=skip, confirmed_lines=skip)
+    factory = sender_factory or (lambda: BatchProducer(settings, compression=compression))
+    delivery = _Delivery(factory, report, retry_for_s, on_retry, retry_backoff, stop)
+    max_record = delivery.sender.max_batch_size - _RECORD_OVERHEAD
+    pacer = Pacer(rate=rate, stop=stop)
     try:
-        pacer = Pacer(rate=rate, stop=stop)
+        await delivery.start()
         every = pacer.every
+        line_no = 0
         for line_no, raw in enumerate(stream, start=1):
             report.lines = line_no
+            if line_no <= skip:
+                continue
             if line_no % every == 0:
-                await sender.tick()
-                if not await pacer.checkpoint(report.sent):
+                await delivery.tick()
+                if not await pacer.checkpoint(report.sent + len(delivery.unconfirmed)):
+                    line_no -= 1  # this line was read, not sent
                     break
             try:
                 event = parse_line(raw, topic_map)
@@ -174,26 +402,20 @@ async def replay(
                         "too_large",
                         f"record of {size:,} bytes exceeds the batch size {max_record:,}",
                     )
-                await sender.send(event.topic, event.key, event.value)
-            except LineError as exc:
+                await delivery.send(event)
+            except (LineError, UnknownTopicError) as exc:
+                category = exc.category if isinstance(exc, LineError) else "unknown_topic"
                 bad = BadLine(line_no, str(exc))
-                report.add_bad(bad, exc.category)
+                report.add_bad(bad, category)
                 if on_bad is not None:
                     on_bad(bad)
-                continue
-            except UnknownTopicError as exc:
-                bad = BadLine(line_no, str(exc))
-                report.add_bad(bad, "unknown_topic")
-                if on_bad is not None:
-                    on_bad(bad)
-                continue
-            report.sent += 1
-            report.by_topic[event.topic] += 1
-        await sender.flush()
+            if len(delivery.unconfirmed) >= confirm_every:
+                await delivery.confirm(line_no)
+        await delivery.confirm(max(line_no, skip))
         report.interrupted = pacer.interrupted
-        report.elapsed_s = pacer.elapsed_s
     finally:
-        await sender.stop()
+        report.elapsed_s = pacer.elapsed_s
+        await delivery.stop()
     return report
 
 
@@ -217,8 +439,14 @@ def run_replay(
     compression: str = "none",
     echo: Callable[[str], None] = print,
     echo_err: Callable[[str], None] = print,
+    skip: int = 0,
+    retry_for_s: float = DEFAULT_RETRY_FOR_S,
 ) -> ReplayReport:
-    """`creator-scores replay`: send the file, report bad lines as they come, then a summary."""
+    """`creator-scores replay`: send the file, report bad lines as they come, then a summary.
+
+    Raises `ReplayGaveUp` (after printing the summary and where to resume) when Kafka
+    stayed away longer than `retry_for_s`.
+    """
     shown = 0
 
     def on_bad(bad: BadLine) -> None:
@@ -240,9 +468,18 @@ def run_replay(
                 compression=compression,
                 on_bad=on_bad,
                 stop=stop,
+                skip=skip,
+                retry_for_s=retry_for_s,
+                on_retry=echo_err,
             )
 
-    report = asyncio.run(main())
-    for line in report.summary_lines(f"Kafka at {settings.kafka_bootstrap_servers}"):
+    destination = f"Kafka at {settings.kafka_bootstrap_servers}"
+    try:
+        report = asyncio.run(main())
+    except ReplayGaveUp as exc:
+        for line in exc.report.summary_lines(destination):
+            echo(line)
+        raise
+    for line in report.summary_lines(destination):
         echo(line)
     return report

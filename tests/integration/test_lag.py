@@ -20,15 +20,16 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.app import rekeyed_topic_name
 from streams.cli import main
 from streams.devtools.stack import LocalStack
 from streams.keys import GLOBAL_REGION, Keys
 from streams.lag import LagMonitor, LagReader, Status, StatusRules, lag_report
-from streams.observability import HealthState, serve_lag, start_observability
+from streams.observability import HealthState, KafkaProbe, serve_lag, start_observability
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -90,11 +91,13 @@ async def joined(consumer: AIOKafkaConsumer, parts: int = PARTITIONS) -> None:
             await consumer.getmany(timeout_ms=200)
 
 
-async def commit_and_leave(t: Topic, group: str, offsets: dict[int, int]) -> None:
+async def commit_and_leave(
+    t: Topic, group: str, offsets: dict[int, int], parts: int = PARTITIONS
+) -> None:
     consumer = group_consumer(t, group)
     await consumer.start()
     try:
-        await joined(consumer)
+        await joined(consumer, parts)
         await consumer.commit({TopicPartition(t.name, p): o for p, o in offsets.items()})
     finally:
         await consumer.stop()
@@ -410,7 +413,13 @@ async def test_observability_endpoint_serves_lag_health_and_top_creators(
             async with http.get(runner.url + "/readyz") as resp:
                 assert resp.status == 503
                 body = await resp.json()
-            assert body["checks"] == {"assigned": False, "recovered": False, "redis": True}
+            assert body["checks"] == {
+                "assigned": False,
+                "recovered": False,
+                "redis": True,
+                "kafka": True,  # probed against the real broker before the first scrape ended
+                "progress": True,
+            }
             health.set_assigned(True)
             async with http.get(runner.url + "/readyz") as resp:
                 assert resp.status == 503
@@ -499,6 +508,7 @@ async def test_readiness_gives_up_on_a_redis_check_that_hangs() -> None:
     health = HealthState(hangs, redis_timeout_s=0.2)
     health.set_assigned(True)
     health.set_recovered(True)
+    health.set_kafka(True)
     began = time.monotonic()
     state = await health.readiness()
     assert time.monotonic() - began < 2
@@ -506,3 +516,66 @@ async def test_readiness_gives_up_on_a_redis_check_that_hangs() -> None:
     assert state.detail == {"redis": "Redis did not answer within 0.2s"}
     with pytest.raises(ValueError, match="redis_timeout_s must be > 0"):
         HealthState(redis_timeout_s=0)
+
+
+async def test_lag_counts_the_rekey_topic_from_its_log_start_before_the_first_commit(
+    stack_settings: Settings, unique: str
+) -> None:
+    settings = stack_settings.model_copy(
+        update={
+            "app_id": f"it-app-{unique}",
+            "posts_topic": f"it-lag-{unique}-posts",
+            "tags_topic": f"it-lag-{unique}-tags",
+            "orders_topic": f"it-lag-{unique}-orders",
+        }
+    )
+    rekeyed = rekeyed_topic_name(settings)
+    names = [*settings.source_topics, rekeyed]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 2, 1) for name in names])
+        posts = Topic(settings.posts_topic, settings.kafka_bootstrap_servers)
+        await produce(posts, {0: 3, 1: 1})
+        await produce(Topic(rekeyed, settings.kafka_bootstrap_servers), {0: 9, 1: 2})
+        # The group has committed on the source topics only, as a worker does before it
+        # consumed anything re-keyed; 4 of partition 0's records are gone from the log.
+        await commit_and_leave(posts, settings.app_id, {0: 3, 1: 1}, parts=2)
+        await admin.delete_records({TopicPartition(rekeyed, 0): RecordsToDelete(4)})
+        monitor = LagMonitor.for_settings(settings)
+        try:
+            snap = await monitor.refresh()
+        finally:
+            await monitor.close()
+    finally:
+        try:
+            await admin.delete_topics(names)
+        finally:
+            await admin.close()
+    g = snap[settings.app_id]
+    rows = {(p.topic, p.partition): (p.committed, p.start, p.end, p.lag) for p in g.partitions}
+    assert rows[(rekeyed, 0)] == (None, 4, 9, 5)
+    assert rows[(rekeyed, 1)] == (None, 0, 2, 2)
+    assert rows[(settings.posts_topic, 0)] == (3, 0, 3, 0)
+    assert g.topic_sum_lag()[rekeyed] == 7
+    assert g.sum_lag == 7
+
+
+async def test_kafka_probe_says_whether_the_broker_answers(stack_settings: Settings) -> None:
+    health = HealthState()
+    up = KafkaProbe(stack_settings.kafka_bootstrap_servers, health)
+    try:
+        assert await up.check() is True
+        assert await up.check() is True  # the client is kept between probes
+        assert (await health.readiness()).checks["kafka"] is True
+    finally:
+        await up.close()
+    # Nothing listens on port 1: the probe fails fast, says why, and readiness follows.
+    down = KafkaProbe("127.0.0.1:1", health, timeout_s=2.0)
+    began = time.monotonic()
+    assert await down.check() is False
+    assert time.monotonic() - began < 5
+    state = await health.readiness()
+    assert (state.ready, state.checks["kafka"]) == (False, False)
+    assert state.detail["kafka"].startswith("cannot reach Kafka at 127.0.0.1:1: ")
+    assert down.failures == 1

@@ -260,3 +260,37 @@ async def test_simulate_command_sends_to_kafka_through_its_generator_process(
     counts = Counter(e.topic for e in expected)
     for topic, n in counts.items():
         assert re.search(rf"{topic}\s+{n:,}", result.output)
+
+
+async def test_skip_resumes_a_replay_after_the_line_it_names(
+    stack_settings: Settings, topics: SimTopics, tmp_path: Path
+) -> None:
+    events = [SimEvent(topics.posts, b"cr-%d" % i, b'{"n": %d}' % i) for i in range(1, 61)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(file_line(e) for e in events) + b"\n")
+    args = ["replay", str(path), "--skip", "25"]
+    result = await asyncio.to_thread(CliRunner().invoke, main, args)
+    assert result.exit_code == 0, result.output
+    assert "replayed 35 of 60 lines" in result.stdout
+    assert "first 25 lines skipped (--skip)" in result.stdout
+    records = await read_back(stack_settings, topics, 35)
+    assert as_multiset(records) == Counter((e.topic, e.key, e.value) for e in events[25:])
+
+
+async def test_replay_that_cannot_reach_kafka_stops_with_where_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on port 1: every connection is refused, as during a broker restart.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(file_line(SimEvent("posts", b"cr-1", b"{}")) + b"\n")
+    args = ["replay", str(path), "--skip", "0", "--retry-for", "2"]
+    began = time.monotonic()
+    result = await asyncio.to_thread(CliRunner().invoke, main, args)
+    assert time.monotonic() - began < 30
+    assert result.exit_code == 75, result.output
+    assert "Kafka unavailable (KafkaConnectionError" in result.stderr
+    assert "rerun with --skip 0 to resume" in result.stderr
+    assert "the first 0 lines are done (on the broker, or bad); resume with --skip 0" in (
+        result.stdout
+    )
