@@ -16,7 +16,13 @@ from pydantic import ValidationError
 
 from streams.keys import BOARD_SCORES, GLOBAL_REGION
 from streams.log_limit import setup_tool_logging
-from streams.settings import Settings, SettingsError, load_scoring_params, load_settings
+from streams.settings import (
+    Settings,
+    SettingsError,
+    load_scoring_params,
+    load_settings,
+    redacted,
+)
 
 
 @click.group()
@@ -57,6 +63,13 @@ def stack_up(settings: Settings) -> None:
     """Start Kafka (KRaft, from the official jars) and Redis; reuse what already runs."""
     from streams.devtools.stack import LocalStack, StackError
 
+    mismatches = settings.stack_mismatches()
+    if mismatches:
+        raise click.ClickException(
+            "the clients would not use the stack this starts:\n  - "
+            + "\n  - ".join(mismatches)
+            + "\nSet the ports only (the clients follow them), or make both agree."
+        )
     started = time.monotonic()
     try:
         statuses = LocalStack(settings).up()
@@ -86,6 +99,12 @@ def stack_status(settings: Settings) -> None:
     statuses = LocalStack(settings).status()
     for status in statuses:
         click.echo(status.line())
+    click.echo(
+        f"clients use Kafka at {settings.kafka_bootstrap_servers}, "
+        f"Redis at {redacted(settings.redis_url)}"
+    )
+    for mismatch in settings.stack_mismatches():
+        click.echo(f"warning: {mismatch}")
     if not all(s.reachable for s in statuses):
         sys.exit(1)
 

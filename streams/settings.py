@@ -14,8 +14,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scoring.params import DEFAULT_PARAMS, Params, load_params
@@ -109,9 +110,54 @@ class Settings(BaseSettings):
     redis_appendonly: bool = True
     kafka_heap: str = "768m"
 
+    @model_validator(mode="after")
+    def _clients_follow_the_stack(self) -> Settings:
+        """One address per service: a stack port set without its client address moves the
+        client too (`CREATOR_SCORES_KAFKA_PORT=39092` alone means `localhost:39092`), so a
+        moved stack is never mistaken for whatever answers on the default port."""
+        given = self.model_fields_set
+        if "kafka_port" in given and "kafka_bootstrap_servers" not in given:
+            object.__setattr__(self, "kafka_bootstrap_servers", f"localhost:{self.kafka_port}")
+        if "redis_port" in given and "redis_url" not in given:
+            object.__setattr__(self, "redis_url", f"redis://localhost:{self.redis_port}/0")
+        return self
+
+    def stack_mismatches(self) -> list[str]:
+        """Where the clients would not talk to the local stack these settings start (empty:
+        they agree). `stack up` refuses to start a stack its clients would not use."""
+        problems = []
+        kafka = self.kafka_bootstrap_servers.split(",")[0].strip()
+        host, _, port = kafka.rpartition(":")
+        if host.split("://")[-1] not in _LOCAL_HOSTS or port != str(self.kafka_port):
+            problems.append(
+                f"KAFKA_BOOTSTRAP_SERVERS={self.kafka_bootstrap_servers} but the stack's Kafka "
+                f"listens on 127.0.0.1:{self.kafka_port} (CREATOR_SCORES_KAFKA_PORT)"
+            )
+        url = urlsplit(self.redis_url)
+        if url.hostname not in _LOCAL_HOSTS or (url.port or 6379) != self.redis_port:
+            problems.append(
+                f"REDIS_URL={redacted(self.redis_url)} but the stack's Redis listens on "
+                f"127.0.0.1:{self.redis_port} (CREATOR_SCORES_REDIS_PORT)"
+            )
+        return problems
+
     @property
     def source_topics(self) -> tuple[str, str, str]:
         return (self.posts_topic, self.tags_topic, self.orders_topic)
+
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def redacted(url: str) -> str:
+    """`url` with any password replaced by `***`, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
 
 
 #: Environment variables that used to choose something no longer offered, and why.

@@ -143,3 +143,38 @@ def test_the_cli_reports_bad_settings_without_a_traceback() -> None:
     assert result.exit_code == 1
     assert "invalid settings" in result.output and "batch_size" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_moved_stack_moves_its_clients_unless_they_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for field in Settings.model_fields:
+        monkeypatch.delenv(env_name(field), raising=False)
+    monkeypatch.setenv("CREATOR_SCORES_KAFKA_PORT", "39092")
+    monkeypatch.setenv("CREATOR_SCORES_REDIS_PORT", "36379")
+    moved = Settings()
+    assert moved.kafka_bootstrap_servers == "localhost:39092"
+    assert moved.redis_url == "redis://localhost:36379/0"
+    assert moved.stack_mismatches() == []
+    # Client addresses set explicitly win, and `stack up` is told when they disagree.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+    monkeypatch.setenv("REDIS_URL", "redis://:secret@localhost:6379/0")
+    split = Settings()
+    assert split.kafka_bootstrap_servers == "localhost:9092"
+    problems = split.stack_mismatches()
+    assert problems[0].startswith("KAFKA_BOOTSTRAP_SERVERS=localhost:9092 but the stack's Kafka")
+    assert "127.0.0.1:39092" in problems[0]
+    assert "REDIS_URL=redis://:***@localhost:6379/0" in problems[1] and "secret" not in problems[1]
+    assert Settings(kafka_port=9092, redis_port=6379).stack_mismatches() == []
+
+
+def test_stack_up_refuses_clients_that_would_miss_the_stack() -> None:
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    env = {"CREATOR_SCORES_KAFKA_PORT": "39092", "KAFKA_BOOTSTRAP_SERVERS": "localhost:9092"}
+    result = CliRunner().invoke(main, ["stack", "up"], env=env)
+    assert result.exit_code == 1
+    assert "the clients would not use the stack this starts" in result.output
+    assert "KAFKA_BOOTSTRAP_SERVERS=localhost:9092" in result.output
