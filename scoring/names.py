@@ -27,6 +27,9 @@ SLICED_SCORES: Final = ("influence", "reception", "sales")
 
 #: Region of a creator none of whose posts has been seen (CLDR's "unknown region").
 UNKNOWN_REGION: Final = "ZZ"
+#: Region codes people and producers write for another ISO 3166-1 code: the United
+#: Kingdom's is GB, but UK is what most people say (and reserved by ISO for it).
+REGION_ALIASES: Final = {"UK": "GB"}
 
 #: The pseudo-input that holds the points a thin-data score takes from the neutral 50.
 PRIOR: Final = "neutral_prior"

@@ -35,6 +35,7 @@ from scoring.events import (
     UnmappedLabel,
 )
 from scoring.labels import OTHER, normalise
+from scoring.names import REGION_ALIASES
 from scoring.params import Params
 
 #: Every `problem` code `validate` can return (stable: used as metrics labels).
@@ -278,7 +279,8 @@ def _usual_post(p: dict[str, object], now_ms: int, params: Params) -> PostEvent 
     ev = _UnfrozenPost()
     ev.post_id = post_id
     ev.creator_id = creator_id
-    ev.region = region.upper()
+    upper = region.upper()
+    ev.region = REGION_ALIASES.get(upper, upper)
     ev.content_type = content_type
     ev.themes = theme_names
     ev.posted_at_ms = posted_ms
@@ -538,13 +540,14 @@ def _map_themes(
 def _region(p: Mapping[str, object]) -> str:
     v = p.get("region")
     if type(v) is str and len(v) == 2 and v.isascii() and v.isalpha():
-        return v.upper()
+        upper = v.upper()
+        return REGION_ALIASES.get(upper, upper)
     v = _text("region", _get(p, "region"), 16).strip().upper()
     if len(v) != 2 or not (v.isascii() and v.isalpha()):
         raise _Invalid(
             "region", "invalid", f"region {v!r} is not an ISO 3166-1 alpha-2 code such as US or ID"
         )
-    return v
+    return REGION_ALIASES.get(v, v)
 
 
 def _themes(

@@ -23,7 +23,7 @@ from rich.text import Text
 
 from scoring.explain import Explanation, explanations_from_basis
 from scoring.labels import normalise
-from scoring.names import SCORE_NAMES
+from scoring.names import REGION_ALIASES, SCORE_NAMES
 from scoring.params import Params
 from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
 
@@ -125,6 +125,7 @@ def board_key(
         raise ReaderError(f"unknown score {score!r}; choose one of {', '.join(BOARD_SCORES)}")
     if not region.strip():
         raise ReaderError("region must not be empty (ALL for the global board)")
+    region = region_code(region)
     if theme is not None and content_type is not None:
         raise ReaderError("choose a theme or a content type, not both: no board has both")
     if (theme is not None or content_type is not None) and score not in BREAKDOWN_SCORES:
@@ -141,6 +142,13 @@ def board_key(
             raise ReaderError("content type must not be empty")
         return keys.content_type_board(score, region, normalise(content_type))
     return keys.board(score, region)
+
+
+def region_code(region: str) -> str:
+    """A region as boards name it: upper case, `UK` as `GB` (as the worker files events),
+    `ALL` for the global board."""
+    upper = region.strip().upper()
+    return REGION_ALIASES.get(upper, upper)
 
 
 def connect(url: str) -> redis.Redis:

@@ -78,3 +78,9 @@ def test_publisher_and_readers_build_the_same_keys() -> None:
 def test_readers_normalise_labels_as_the_worker_does() -> None:
     assert board_key(KEYS, theme=" Beauty ") == "cs:lb:overall:ALL:beauty"
     assert board_key(KEYS, region="US", content_type="LIVE") == "cs:lb:overall:US:ct:live"
+
+
+def test_readers_name_regions_as_the_worker_files_them() -> None:
+    assert board_key(KEYS, region="uk") == board_key(KEYS, region="GB") == "cs:lb:overall:GB"
+    assert board_key(KEYS, region=" sg ", theme="Beauty") == "cs:lb:overall:SG:beauty"
+    assert board_key(KEYS, region="all") == board_key(KEYS) == "cs:lb:overall:ALL"

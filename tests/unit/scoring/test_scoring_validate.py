@@ -65,6 +65,13 @@ def test_valid_post_is_typed_and_normalised() -> None:
     assert (ev.kind, ev.event_id, ev.event_time_ms) == ("post", "p1", ev.posted_at_ms)
 
 
+@pytest.mark.parametrize("written", ["UK", "uk", " Uk ", "GB", "gb"])
+def test_uk_is_gb_on_every_validation_path(written: str) -> None:
+    # The fast path takes two-letter strings as they are; the field-by-field path trims.
+    ev = check("post", good_post(region=written))
+    assert isinstance(ev, PostEvent) and ev.region == "GB"
+
+
 def test_valid_tag_and_order() -> None:
     t = check("tag", good_tag(campaign_id="camp-3"))
     assert isinstance(t, TagEvent)
