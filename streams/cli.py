@@ -324,7 +324,10 @@ def top(
 
     keys = Keys(settings.redis_prefix)
     try:
-        board = board_key(keys, score=score, region=region, theme=theme, content_type=content_type)
+        board = board_key(
+            keys, score=score, region=region, theme=theme, content_type=content_type,
+            taxonomy=load_scoring_params(settings),
+        )  # fmt: skip
     except ReaderError as exc:
         raise click.UsageError(str(exc)) from exc
     client = connect(settings.redis_url)

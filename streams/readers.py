@@ -114,18 +114,24 @@ def board_key(
     region: str = GLOBAL_REGION,
     theme: str | None = None,
     content_type: str | None = None,
+    taxonomy: Params | None = None,
 ) -> str:
     """The leaderboard key for a request; ReaderError explains a request with no board.
 
     A theme or content type is normalised as the worker normalises labels (`Beauty`
-    reads the `beauty` board); a label outside the taxonomy has no board of its own
-    (the worker files it under `other`), so its board is simply empty.
+    reads the `beauty` board). With `taxonomy` (the worker's parameters), a label outside
+    it, which never has a board (the worker files it under `other`), is an error that
+    lists the labels there are; so is a region that is not ALL or a two-letter code.
     """
     if score not in BOARD_SCORES:
         raise ReaderError(f"unknown score {score!r}; choose one of {', '.join(BOARD_SCORES)}")
     if not region.strip():
         raise ReaderError("region must not be empty (ALL for the global board)")
     region = region_code(region)
+    if region != GLOBAL_REGION and not (len(region) == 2 and region.isascii() and region.isalpha()):
+        raise ReaderError(
+            f"region {region!r} is not ALL or a two-letter code such as US, GB, ID, MY, VN, PH"
+        )
     if theme is not None and content_type is not None:
         raise ReaderError("choose a theme or a content type, not both: no board has both")
     if (theme is not None or content_type is not None) and score not in BREAKDOWN_SCORES:
@@ -136,11 +142,23 @@ def board_key(
     if theme is not None:
         if not theme.strip():
             raise ReaderError("theme must not be empty")
-        return keys.theme_board(score, region, normalise(theme))
+        label = normalise(theme)
+        if taxonomy is not None and label not in taxonomy.theme_set:
+            raise ReaderError(
+                f"no board for theme {theme!r}; the themes are: "
+                f"{', '.join(sorted(taxonomy.theme_set))}"
+            )
+        return keys.theme_board(score, region, label)
     if content_type is not None:
         if not content_type.strip():
             raise ReaderError("content type must not be empty")
-        return keys.content_type_board(score, region, normalise(content_type))
+        label = normalise(content_type)
+        if taxonomy is not None and label not in taxonomy.content_type_set:
+            raise ReaderError(
+                f"no board for content type {content_type!r}; the content types are: "
+                f"{', '.join(sorted(taxonomy.content_type_set))}"
+            )
+        return keys.content_type_board(score, region, label)
     return keys.board(score, region)
 
 

@@ -84,3 +84,26 @@ def test_readers_name_regions_as_the_worker_files_them() -> None:
     assert board_key(KEYS, region="uk") == board_key(KEYS, region="GB") == "cs:lb:overall:GB"
     assert board_key(KEYS, region=" sg ", theme="Beauty") == "cs:lb:overall:SG:beauty"
     assert board_key(KEYS, region="all") == board_key(KEYS) == "cs:lb:overall:ALL"
+
+
+def test_a_label_or_region_with_no_board_is_an_error_listing_what_there_is() -> None:
+    from scoring.params import DEFAULT_PARAMS
+    from streams.readers import ReaderError
+
+    with pytest.raises(ReaderError, match=r"no board for theme 'crypto'; the themes are: .*beauty"):
+        board_key(KEYS, theme="crypto", taxonomy=DEFAULT_PARAMS)
+    with pytest.raises(ReaderError, match=r"content types are: live, other, photo, short, video"):
+        board_key(KEYS, content_type="vlog", taxonomy=DEFAULT_PARAMS)
+    with pytest.raises(ReaderError, match=r"region 'GBR' is not ALL or a two-letter code"):
+        board_key(KEYS, region="gbr")
+    assert board_key(KEYS, theme="Other", taxonomy=DEFAULT_PARAMS) == "cs:lb:overall:ALL:other"
+
+
+def test_top_says_which_labels_exist_and_exits_2() -> None:
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    result = CliRunner().invoke(main, ["top", "--theme", "Crypto"])
+    assert result.exit_code == 2
+    assert "no board for theme 'Crypto'; the themes are:" in result.output
