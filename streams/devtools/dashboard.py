@@ -2,8 +2,11 @@
 
 Scores come from Redis (the same keys `top` reads). Pipeline figures (events
 consumed and scored per second, dead letters, consumer lag) come from the
-worker's Prometheus endpoint when it answers; rates are the difference between
-two scrapes. Without an endpoint the dashboard shows what Redis alone can
+worker's Prometheus endpoint when it answers; rates are averaged over the last
+`RATE_WINDOW_S` of scrapes (a worker's counters move once per flush, so the rate
+between two one-second scrapes jumps between 0 and tens of thousands). Off a
+terminal (`make demo | tee demo.log`) the view prints a plain frame every few
+seconds instead of redrawing in place. Without an endpoint the dashboard shows what Redis alone can
 tell: how many creators are ranked and how recently a leader was rewritten.
 Every frame is built from fresh reads, so a service going away or coming back
 shows up in the next frame rather than ending the view.
@@ -16,8 +19,9 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Final, cast
 
 import redis
@@ -35,6 +39,10 @@ from streams.settings import Settings
 
 TOP_N: Final = 10
 REGION_N: Final = 3
+#: Rates are taken over this many seconds of scrapes.
+RATE_WINDOW_S: Final = 10.0
+#: Off a terminal, a frame is printed this often (seconds).
+PLAIN_EVERY_S: Final = 5.0
 
 #: Worker metrics summed over their labels: (family name, sample suffix).
 _COUNTERS: Final = {
@@ -142,13 +150,14 @@ def read_leaders(client: redis.Redis, keys: Keys, regions: Sequence[str] = REGIO
 
 @dataclass
 class Dashboard:
-    """Builds frames; keeps the previous scrape so rates span two frames."""
+    """Builds frames; keeps the scrapes of the last `RATE_WINDOW_S` for the rates."""
 
     client: redis.Redis
     keys: Keys
     metrics_url: str
     regions: Sequence[str] = REGIONS
-    previous: Scrape | None = None
+    window_s: float = RATE_WINDOW_S
+    scrapes: deque[Scrape] = field(default_factory=deque)
 
     def frame(self) -> RenderableType:
         parts: list[RenderableType] = [self._pipeline_panel()]
@@ -165,17 +174,10 @@ class Dashboard:
         line = Text()
         if isinstance(result, str):
             line.append(result, style="dim")
-            self.previous = None
+            self.scrapes.clear()
             return Panel(line, title="pipeline")
         values = result.values
-        prev = self.previous
-        self.previous = result
-        dt = result.at - prev.at if prev is not None else 0.0
-
-        def rate(name: str) -> str:
-            if prev is None or dt <= 0 or name not in values:
-                return "-"
-            return f"{max(0.0, values[name] - prev.values.get(name, 0.0)) / dt:,.0f}/s"
+        rate = self.rates(result)
 
         line.append(f"consumed {values.get('consumed', 0):,.0f} ({rate('consumed')})   ")
         line.append(f"scored {values.get('scored', 0):,.0f} ({rate('scored')})   ")
@@ -190,6 +192,23 @@ class Dashboard:
         if "creators_in_state" in values:
             line.append(f"creators in state {values['creators_in_state']:,.0f}")
         return Panel(line, title=Text(f"pipeline ({self.metrics_url})"))
+
+    def rates(self, latest: Scrape) -> Callable[[str], str]:
+        """Per-second rates from the oldest scrape of the window to `latest` (which joins it)."""
+        window = self.scrapes
+        window.append(latest)
+        while len(window) > 2 and latest.at - window[1].at >= self.window_s:
+            window.popleft()
+        oldest = window[0]
+        dt = latest.at - oldest.at
+        values = latest.values
+
+        def rate(name: str) -> str:
+            if dt <= 0 or name not in values:
+                return "-"
+            return f"{max(0.0, values[name] - oldest.values.get(name, 0.0)) / dt:,.0f}/s"
+
+        return rate
 
     def _leaders_view(self, leaders: Leaders) -> RenderableType:
         if not leaders.top:
@@ -274,6 +293,17 @@ def run_dashboard(
             console.print(dashboard.frame())
             return
         deadline = time.monotonic() + seconds if seconds else None
+        if not console.is_terminal:
+            # rich's Live draws nothing off a terminal: print plain frames now and then.
+            with _sigterm_as_interrupt(), contextlib.suppress(KeyboardInterrupt):
+                printed = -PLAIN_EVERY_S
+                while deadline is None or time.monotonic() < deadline:
+                    frame = dashboard.frame()  # every second, so the rates keep their window
+                    if time.monotonic() - printed >= PLAIN_EVERY_S:
+                        console.print(Text(time.strftime("%H:%M:%S"), style="dim"), frame)
+                        printed = time.monotonic()
+                    time.sleep(refresh_s)
+            return
         with (
             _sigterm_as_interrupt(),
             contextlib.suppress(KeyboardInterrupt),
@@ -282,5 +312,6 @@ def run_dashboard(
             while deadline is None or time.monotonic() < deadline:
                 time.sleep(refresh_s)
                 live.update(dashboard.frame())
+            # The last frame stays on the screen when the view ends.
     finally:
         client.close()
