@@ -682,21 +682,28 @@ class _Explainer:
     def _summary(self, name: str, pts: list[float], evidence: float) -> str:
         value = self.values[name]
         prior = 50.0 * (1.0 - evidence)
-        # The input holding the most points, and the one furthest below its full share
-        # (ties go to the later name, as with a (points, name) key).
-        names = self.model.names[name]
-        best = max(zip(pts, names, strict=True))[1]
-        full = evidence * 100.0
-        below = map(sub, map(mul, repeat(full), self.model.shares[name]), pts)
-        worst = max(zip(below, names, strict=True))[1]
-        summary = (
-            f"{SCORE_LABELS[name]} {value:.0f}/100 ({_band(value)}). "
-            f"Biggest lift: {COMPONENT_LABELS[best]}; "
-            f"most room to grow: {COMPONENT_LABELS[worst]}."
-        )
-        if prior > 0.0:
+        head = f"{SCORE_LABELS[name]} {value:.0f}/100 ({_band(value)}). "
+        f = self.facts
+        if name == "sales" and not f.orders:
+            summary = head + f"No orders in the last {f.window} days."
+        elif max(pts) <= 0.0:
+            summary = head + "No input lifts it yet."
+        else:
+            # The input holding the most points, and the one furthest below its full share
+            # (ties go to the later name, as with a (points, name) key); never the same one.
+            names = self.model.names[name]
+            best = max(zip(pts, names, strict=True))[1]
+            full = evidence * 100.0
+            below = map(sub, map(mul, repeat(full), self.model.shares[name]), pts)
+            others = [(gap, n) for gap, n in zip(below, names, strict=True) if n != best]
+            summary = head + f"Biggest lift: {COMPONENT_LABELS[best]}"
             summary += (
-                f" Based on little data so far, so it is pulled toward 50 ({prior:.1f} points)."
+                f"; most room to grow: {COMPONENT_LABELS[max(others)[1]]}." if others else "."
+            )
+        if prior > 0.0:
+            few = "views" if name == "reception" else "posts"
+            summary += (
+                f" Based on few {few} so far, so it is pulled toward 50 ({prior:.1f} points)."
             )
         return summary
 
@@ -733,8 +740,8 @@ class _Explainer:
         f, t = self.facts, self.model.typical
         return [
             f"{f.shoppable:,} of your {_plural(f.posts, 'post')} carry shoppable "
-            f"product tags, counted as {xs[0]:.0%} with a typical start "
-            f"(typical: {t['tagged_share']}).",
+            f"product tags, counted as {xs[0]:.0%}, evened out toward typical while posts are "
+            f"few (typical: {t['tagged_share']}).",
             f"{xs[1]:.1f} shoppable posts a week (typical: {t['shoppable_posts_per_week']}).",
             f"{_plural(f.shoppable_recent, 'shoppable post')} in the last {f.recent} days "
             f"(typical: {t['shoppable_posts_recent']}).",
@@ -767,17 +774,18 @@ class _Explainer:
         f, t = self.facts, self.model.typical
         refunds = (
             f"{f.refunded:,} of {_plural(f.orders, 'order')} refunded, counted as {xs[3]:.1%} "
-            f"with a typical start (typical: {t['refund_rate']}; lower is better)."
+            f"(evened out toward typical while orders are few; typical: {t['refund_rate']}; "
+            f"lower is better)."
         )
         if f.cancelled:
             refunds += f" {_plural(f.cancelled, 'cancelled order')} not counted as sales."
         return [
             f"Net sales of {_usd(f.net_usd)} from {_plural(f.placed, 'kept order')} across "
-            f"{_plural(f.posts, 'post')}: {_usd(xs[0])} per post with a typical start "
-            f"(typical: {t['net_sales_per_post']}).",
-            f"{xs[1]:.2f} kept orders per post with a typical start "
+            f"{_plural(f.posts, 'post')}: {_usd(xs[0])} per post, evened out toward typical "
+            f"while posts are few (typical: {t['net_sales_per_post']}).",
+            f"{xs[1]:.2f} kept orders per post, evened out the same way "
             f"(typical: {t['orders_per_post']}).",
-            f"{_usd(xs[2])} of net sales per 1,000 views with a typical start, over "
+            f"{_usd(xs[2])} of net sales per 1,000 views, evened out toward typical, over "
             f"{f.views:,} views (typical: {t['sales_per_1k_views']}).",
             refunds,
         ]

@@ -12,8 +12,11 @@ publish (`diff_scores` against the last card that differed, threshold
 `CHANGE_THRESHOLD`), plus the final card's headline values so a failure can be read.
 
 The events are stored, not regenerated, so a later change to the simulator does
-not move the fixture. Regenerate (only for a deliberate model change, and say so
-in the commit) with `python -m tests.unit.scoring.population_fixture`.
+not move the fixture. After a deliberate change to the wording of explanations or
+change records (say so in the commit), `python -m tests.unit.scoring.population_fixture`
+records the new cards' digests for the same events (run it with
+`PYTHONPATH=tests/unit/scoring`); it refuses if any event's
+outcome or any final score moved.
 """
 
 from __future__ import annotations
@@ -107,61 +110,46 @@ def _simulated() -> dict[str, list[Event]]:
     return by_creator
 
 
-def regenerate() -> None:  # pragma: no cover - run by hand
-    from scoring.scores import score
-
+def refresh() -> None:  # pragma: no cover - run by hand
+    """Record the current model's cards and changes for the stored events, keeping the
+    events; refuses if any outcome or final score moved (then the change is not wording)."""
     from scoring.changes import diff_scores
+    from scoring.explain import ScoreCard
+    from scoring.merge import Outcome
     from scoring.params import DEFAULT_PARAMS
-    from scoring.state import ApplyOutcome, CreatorState
+    from scoring.state import CreatorState, score
     from tests.unit.scoring.test_scoring_golden import OTHER_PARAMS
 
-    letters = {
-        ApplyOutcome.APPLIED: "A",
-        ApplyOutcome.UPDATED: "U",
-        ApplyOutcome.DUPLICATE: "D",
-        ApplyOutcome.LATE: "L",
-    }
-    out = []
-    for i, (key, events) in enumerate(sorted(_simulated().items())):
-        params_name = "other" if i % 5 == 4 else "default"
-        params = OTHER_PARAMS if params_name == "other" else DEFAULT_PARAMS
+    letters = {Outcome.APPLIED: "A", Outcome.UPDATED: "U", Outcome.DUPLICATE: "D",
+               Outcome.LATE: "L"}  # fmt: skip
+    data = load()
+    for case, events in creators(data):
+        params = OTHER_PARAMS if case["params"] == "other" else DEFAULT_PARAMS
         state = CreatorState.new(events[0].creator_id)
         outcomes: list[str] = []
         digests: list[str] = []
         changes: list[str | None] = []
-        published = None
+        published: ScoreCard | None = None
         pos = 0
-        for size in chunks(key, len(events)):
-            for e in events[pos : pos + size]:
-                outcomes.append(letters[state.apply(e, params)])
+        for size in chunks(case["key"], len(events)):
+            outcomes.extend(letters[o] for o in state.apply_all(events[pos : pos + size], params))
             pos += size
             card = score(state, params)
-            card_doc = card.to_dict()
-            digests.append(digest(card_doc))
-            if published is not None and published.to_dict() == card_doc:
+            doc = card.to_dict()
+            digests.append(digest(doc))
+            if published is not None and published.to_dict() == doc:
                 changes.append(None)  # the same card: nothing published
                 continue
             change = diff_scores(published, card, CHANGE_THRESHOLD)
             changes.append(None if change is None else digest(change.to_dict()))
             published = card
-        final = score(state, params)
-        out.append(
-            {
-                "key": key,
-                "params": params_name,
-                "events": [encode_event(e) for e in events],
-                "outcomes": "".join(outcomes),
-                "digests": digests,
-                "changes": changes,
-                "final": final.values(),
-                "counts": list(state.counts()),
-            }
-        )
-    data = {"now_ms": NOW_MS, "creators": out}
+        if "".join(outcomes) != case["outcomes"] or score(state, params).values() != case["final"]:
+            raise SystemExit(f"{case['key']}: outcomes or scores moved; this is not a refresh")
+        case["digests"], case["changes"] = digests, changes
     with gzip.open(FIXTURE, "wt", encoding="utf-8", compresslevel=9) as f:
         json.dump(data, f, separators=(",", ":"))
-    print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size:,} bytes, {len(out)} creators)")
+    print(f"refreshed {FIXTURE} ({len(data['creators'])} creators)")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    regenerate()
+    refresh()
