@@ -56,6 +56,8 @@ ORDER: Final = np.dtype(
      ("quantity", _I8), ("currency", _I8), ("brand", _I8), ("theme", _I8), ("post", _U8),
      ("has_post", _I8)]
 )  # fmt: skip
+#: An id whose record left the window (`scoring.merge`): creator, id hash, the record's day.
+SEEN: Final = np.dtype([("creator", _I8), ("h", _U8), ("day", _I8)])
 NEW_POST: Final = np.dtype([*POST.descr, ("seq", _I8), ("region", _I8)])
 NEW_TAG: Final = np.dtype([*TAG.descr, ("seq", _I8)])
 NEW_ORDER: Final = np.dtype([*ORDER.descr, ("seq", _I8)])

@@ -16,7 +16,11 @@ the same outcome for every event without a Python step per record:
   or DUPLICATE (not greater: nothing changes). Any arrival order therefore ends in
   the same records.
 * **Expiry.** Records of days before the window that ends on the watermark's day are
-  dropped.
+  dropped; their ids are kept (`Merged.seen`: creator, id hash, the record's day) for
+  `seen_days` more days.
+* **Seen.** An event whose id is among the creator's kept ids is DUPLICATE: its record
+  was counted while it was in the window, and a replay that gives it another event time
+  must not count it again.
 * **Region.** The region of the post with the newest `posted_at` (ties: the greater
   region name), late posts included: it is the creator's, not the window's.
 
@@ -35,7 +39,18 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from scoring.columns import DAY_MS, ORDER, POST, TAG, Arrivals, Columns, Heads, Ints, Rows
+from scoring.columns import (
+    DAY_MS,
+    ORDER,
+    POST,
+    SEEN,
+    TAG,
+    Arrivals,
+    Columns,
+    Heads,
+    Ints,
+    Rows,
+)
 from scoring.vocab import NONE, Vocabulary
 
 Flags = npt.NDArray[np.bool_]
@@ -60,6 +75,9 @@ class Merged:
     outcomes: npt.NDArray[np.int8]
     #: Per creator: its records or heads differ from before.
     changed: Flags
+    #: The ids of records that left the window, still recognised (`SEEN` rows, sorted by
+    #: creator and hash).
+    seen: Rows
 
 
 #: Truncated (creator, hash) keys: creator index in the high bits, the top bits of the hash
@@ -70,13 +88,24 @@ _TIME_SPAN: Final = 2**40
 
 
 def merge(
-    heads: Heads, columns: Columns, new: Arrivals, vocab: Vocabulary, window_days: int
+    heads: Heads,
+    columns: Columns,
+    new: Arrivals,
+    vocab: Vocabulary,
+    window_days: int,
+    seen: Rows | None = None,
+    seen_days: int = 0,
 ) -> Merged:
-    """The records of `columns` (creators 0..n-1 with `heads`) after the events of `new`."""
+    """The records of `columns` (creators 0..n-1 with `heads`) after the events of `new`;
+    `seen` holds the creators' ids of records that already left the window."""
     n = len(heads)
     ranks = vocab.ranks()
+    seen = np.empty(0, SEEN) if seen is None else seen
     late = _late(heads.watermark, new, window_days)
+    again = _seen_again(seen, new) & ~late
+    late |= again  # not merged, like late events, but counted as duplicates
     outcomes = np.full(len(new), Outcome.LATE, dtype=np.int8)
+    outcomes[again] = Outcome.DUPLICATE
 
     kept = ~late
     watermark = heads.watermark.copy()
@@ -92,9 +121,14 @@ def merge(
     first = watermark // DAY_MS - window_days + 1
     moved = watermark // DAY_MS != heads.watermark // DAY_MS
     if moved.any():
-        posts = posts[posts["day"] >= first[posts["creator"]]]
-        tags = tags[tags["day"] >= first[tags["creator"]]]
-        orders = orders[orders["day"] >= first[orders["creator"]]]
+        gone: list[Rows] = []
+        inside: list[Rows] = []
+        for rows in (posts, tags, orders):
+            keep = rows["day"] >= first[rows["creator"]]
+            inside.append(rows[keep])
+            gone.append(rows[~keep])
+        posts, tags, orders = inside
+        seen = _remember(seen, gone, first, seen_days)
 
     changed = (
         (watermark != heads.watermark) | (region != heads.region) | (region_ms != heads.region_ms)
@@ -106,7 +140,53 @@ def merge(
         Columns(posts, tags, orders),
         outcomes,
         changed if n else np.zeros(0, dtype=np.bool_),
+        seen,
     )
+
+
+#: Seen ids are kept per kind (a post and an order may share an id): the id hash of each
+#: section is mixed with its own constant (posts, tags, orders).
+_KIND_SALT: Final = (np.uint64(0), np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+
+
+def _seen_again(seen: Rows, new: Arrivals) -> Flags:
+    """Per event (by `seq`): its id is among its creator's ids that left the window."""
+    out = np.zeros(len(new), dtype=np.bool_)
+    if not len(seen) or not len(new):
+        return out
+    seen_keys = keys(seen["creator"], seen["h"])
+    for salt, rows in zip(_KIND_SALT, (new.posts, new.tags, new.orders), strict=True):
+        if len(rows):
+            _, found = locate(seen, seen_keys, rows["creator"], rows["h"] ^ salt)
+            out[rows["seq"][found]] = True
+    return out
+
+
+def _remember(seen: Rows, gone: list[Rows], first: Ints, seen_days: int) -> Rows:
+    """`seen` with the ids of the records that just left the window, less those older than
+    `seen_days` before each creator's first day."""
+    if seen_days <= 0:
+        return np.empty(0, SEEN)
+    parts = [seen]
+    for salt, rows in zip(_KIND_SALT, gone, strict=True):
+        if len(rows):
+            part = np.empty(len(rows), SEEN)
+            part["creator"] = rows["creator"]
+            part["h"] = rows["h"] ^ salt
+            part["day"] = rows["day"]
+            parts.append(part)
+    both = np.concatenate(parts)
+    both = both[both["day"] >= first[both["creator"]] - seen_days]
+    if len(parts) > 1:
+        both = both[np.lexsort((both["day"], both["h"], both["creator"]))]
+        # One entry per (creator, id): the latest day, so it is kept the longest.
+        last = np.ones(len(both), dtype=np.bool_)
+        last[:-1] = (both["creator"][1:] != both["creator"][:-1]) | (
+            both["h"][1:] != both["h"][:-1]
+        )
+        both = both[last]
+    out: Rows = both
+    return out
 
 
 def _late(watermark: Ints, new: Arrivals, window_days: int) -> Flags:
@@ -326,4 +406,4 @@ def _dense_rank(fields: list[npt.NDArray[np.generic]]) -> Ints:
     return rank
 
 
-__all__ = ["NONE", "Merged", "Outcome", "keys", "locate", "merge"]
+__all__ = ["NONE", "SEEN", "Merged", "Outcome", "keys", "locate", "merge"]

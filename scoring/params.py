@@ -171,6 +171,10 @@ class Params:
     model_version: str
     window_days: int = 28
     short_window_days: int = 7
+    #: The ids of records that left the window are recognised for this many more days:
+    #: an event with such an id (a replay with another event time) is a duplicate, not
+    #: a new record (0: forget them with their records).
+    seen_days: int = 28
     future_margin_ms: int = 300_000
     #: Timestamps before this are rejected: almost always epoch seconds sent as ms.
     earliest_event_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -297,6 +301,7 @@ def _problems(p: Params) -> list[str]:
     ints = {
         "window_days": (1, 200),
         "short_window_days": (1, 200),
+        "seen_days": (0, 400),
         "future_margin_ms": (0, 10**12),
         "earliest_event_ms": (0, 253_402_300_799_999),
         "max_id_length": (1, 10_000),

@@ -32,15 +32,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from scoring.changes import Published, score_changes
 from scoring.columns import (
     DAY_MS,
+    SEEN,
     Arrivals,
     Columns,
     Heads,
     Ints,
+    Rows,
     arrivals,
     distinct,
     overlay,
@@ -137,6 +140,31 @@ class BatchResult:
 
 #: Bytes of record values parsed between two yields to the event loop (a few ms of work).
 DECODE_SLICE_BYTES = 2 * 1024 * 1024
+
+
+def _seen_rows(parts: list[tuple[int, npt.NDArray[np.uint64], Ints]]) -> Rows:
+    """(creator index, hashes, days) per creator as `SEEN` rows, sorted by creator, hash."""
+    n = sum(len(h) for _, h, _ in parts)
+    rows = np.empty(n, SEEN)
+    at = 0
+    for creator, hashes, days in parts:  # creators ascending, hashes ascending within
+        rows["creator"][at : at + len(hashes)] = creator
+        rows["h"][at : at + len(hashes)] = hashes
+        rows["day"][at : at + len(hashes)] = days
+        at += len(hashes)
+    return rows
+
+
+def _seen_of(seen: Rows, creators: Ints) -> list[tuple[npt.NDArray[np.uint64], Ints] | None]:
+    """Each of `creators`' seen ids (hashes ascending, days), None for those without."""
+    if not len(seen):
+        return [None] * len(creators)
+    c = seen["creator"]
+    starts = np.searchsorted(c, creators, side="left").tolist()
+    ends = np.searchsorted(c, creators, side="right").tolist()
+    h, d = seen["h"], seen["day"]
+    return [(h[a:b], d[a:b]) if b > a else None for a, b in zip(starts, ends, strict=True)]
+
 
 # An event of the flush and the record it came in.
 _Item = tuple[Event, RawRecord]
@@ -398,12 +426,12 @@ class Pipeline:
     ) -> None:
         params, vocab = self._params, self._vocab
         keys = [creator_id.encode() for creator_id in ids]
-        heads, columns, models = self._load(ids, keys)
+        heads, columns, models, seen = self._load(ids, keys)
 
         items = [item for creator_id in ids for item in work[creator_id]]
         owners = [i for i, creator_id in enumerate(ids) for _ in work[creator_id]]
         new, items, owners = self._arrivals(items, owners, now_ms, out)
-        merged = merge(heads, columns, new, vocab, params.window_days)
+        merged = merge(heads, columns, new, vocab, params.window_days, seen, params.seen_days)
         outcomes = merged.outcomes.tolist()
         self._count(items, outcomes, out.result)
 
@@ -439,7 +467,10 @@ class Pipeline:
         for (event, record), owner, outcome in zip(items, owners, outcomes, strict=True):
             if outcome <= Outcome.UPDATED:
                 taken.setdefault(owner, []).append((event, record))
-        values = [envelope.wrap(params.model_version, state) for state in states]
+        values = [
+            envelope.wrap(params.model_version, state, kept)
+            for state, kept in zip(states, _seen_of(merged.seen, changed), strict=True)
+        ]
         out.decoded.append(([ids[i] for i in changed.tolist()], values, after[0], after[1]))
         for j, i in enumerate(changed.tolist()):
             out.writes.append((keys[i], values[j]))
@@ -529,9 +560,12 @@ class Pipeline:
             )
         return out
 
-    def _load(self, ids: list[str], keys: list[bytes]) -> tuple[Heads, Columns, list[str | None]]:
-        """The stored state of each creator, and the model its last card was scored with
-        (None: no state, or one that cannot be read and starts afresh). States this worker
+    def _load(
+        self, ids: list[str], keys: list[bytes]
+    ) -> tuple[Heads, Columns, list[str | None], Rows]:
+        """The stored state of each creator, the model its last card was scored with
+        (None: no state, or one that cannot be read and starts afresh) and the ids it
+        recognises after their records left the window (`SEEN` rows). States this worker
         wrote and still holds decoded (`streams.row_cache`) are not decoded again."""
         table, cache = self._table, self._cache
         models: list[str | None] = [None] * len(ids)
@@ -539,10 +573,18 @@ class Pipeline:
         where: list[int] = []
         hits: list[CachedState] = []
         hit_at: list[int] = []
+        seen: list[tuple[int, envelope.Hashes, envelope.Days]] = []
         for i, key in enumerate(keys):
             value = table.get(key)
             if value is None:
                 continue
+            if value[2] != 1:  # ids beside the state (envelope layout 2)
+                try:
+                    _, _, (hashes, days) = envelope.unwrap_seen(value)
+                except ValueError:
+                    pass  # reported below, as the state's problem
+                else:
+                    seen.append((i, hashes, days))
             entry = cache.get(ids[i], value)
             if entry is not None:
                 models[i] = entry.model_version
@@ -564,11 +606,12 @@ class Pipeline:
             i = where[int(at)]
             log.error("state of creator %r is corrupt (%s); starting it afresh", ids[i], why)
             models[i] = None
+            seen = [s for s in seen if s[0] != i]
         heads, columns = place(heads, columns, np.array(where, dtype=np.int64), len(ids))
         if hits:
             cached = cached_columns(hits, np.array(hit_at, dtype=np.int64), len(ids))
             heads, columns = overlay((heads, columns), cached, np.array(hit_at, dtype=np.int64))
-        return heads, columns, models
+        return heads, columns, models, _seen_rows(seen)
 
     def _arrivals(
         self, items: list[_Item], owners: list[int], now_ms: int, out: _Output

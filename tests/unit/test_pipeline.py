@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -393,6 +394,38 @@ async def test_an_unlisted_label_is_counted_once_even_when_the_record_goes_round
     assert result.applied == 1 and counter._value.get() == before + 1
 
 
+@pytest.mark.parametrize("seen_days", [28, 0])
+async def test_a_replay_with_another_time_after_the_record_left_the_window(seen_days: int) -> None:
+    """An order comes back with a new event time once its first version has left the
+    window: recognised as seen (seen_days 28), or counted again as new (0: no memory)."""
+    day = 86_400_000
+    h = Harness(params=dataclasses.replace(DEFAULT_PARAMS, seen_days=seen_days))
+    old = NOW_MS - 40 * day
+    first = [
+        ("posts", post("a", 0, posted_at=old)),
+        ("orders", order("a", 0, post_id="a-p0", ordered_at=old)),
+    ]
+    await h.pipeline.process([h.record(t, b"a", p) for t, p in first])
+    # Five weeks later: the old post and order leave the window.
+    await h.pipeline.process([h.record("posts", b"a", post("a", 1, posted_at=NOW_MS - 5 * day))])
+    card = stored_card(h, "a")
+    assert (
+        card.values()["sales"]
+        == model_card([("post", post("a", 1, posted_at=NOW_MS - 5 * day))]).values()["sales"]
+    )
+    _, _, (hashes, _) = envelope.unwrap_seen(h.table[b"a"])
+    assert len(hashes) == (2 if seen_days else 0)
+
+    replayed = order("a", 0, post_id="a-p0", ordered_at=NOW_MS - 4 * day)
+    result = await h.pipeline.process([h.record("orders", b"a", replayed)])
+    if seen_days:
+        assert (result.applied, result.duplicates) == (0, 1)
+        assert stored_card(h, "a").to_dict() == card.to_dict()
+    else:
+        assert (result.applied, result.duplicates) == (1, 0)
+        assert stored_card(h, "a").values()["sales"] != card.values()["sales"]
+
+
 async def test_state_is_written_only_after_the_sinks() -> None:
     h = Harness()
     await h.pipeline.process([h.record("posts", b"a", post("a", 0))])
@@ -558,11 +591,29 @@ def test_envelope_round_trip_and_corruption() -> None:
         envelope.wrap("v" * 256, b"")
     # A newer layout is sealed (ends with the CRC-32 of what comes before it): a damaged
     # layout byte is not, and stays a plain error.
-    newer = sealed(b"CE\x02\x00" + b"future")
-    with pytest.raises(NewerFormatError, match="layout 2 is newer than this worker's"):
+    newer = sealed(b"CE\x03\x00" + b"future")
+    with pytest.raises(NewerFormatError, match="layout 3 is newer than this worker's"):
         envelope.unwrap(newer)
-    with pytest.raises(ValueError, match="layout 2, this worker reads layout 1"):
-        envelope.unwrap(b"CE\x02\x00" + b"future\x00\x00\x00\x00")
+    with pytest.raises(ValueError, match="layout 3, this worker reads layouts 1 and 2"):
+        envelope.unwrap(b"CE\x03\x00" + b"future\x00\x00\x00\x00")
+
+
+def test_seen_ids_travel_beside_the_state_and_are_checked() -> None:
+    hashes = np.array([3, 2**63 + 5, 2**64 - 1], dtype=np.uint64)
+    days = np.array([20_000, 20_001, 20_002], dtype=np.int64)
+    value = envelope.wrap("m", b"CS\x03state", (hashes, days))
+    assert value[2] == 2 and packed.is_sealed(value)
+    model, state, (got_h, got_d) = envelope.unwrap_seen(value)
+    assert (model, state) == ("m", b"CS\x03state")
+    assert got_h.tolist() == hashes.tolist() and got_d.tolist() == days.tolist()
+    assert envelope.unwrap(value) == ("m", b"CS\x03state")
+    # None to keep: the plain layout, byte for byte what older releases wrote.
+    assert envelope.wrap("m", b"s", (hashes[:0], days[:0])) == envelope.wrap("m", b"s")
+    flipped = value[:20] + bytes([value[20] ^ 1]) + value[21:]
+    with pytest.raises(ValueError, match="fails its checksum"):
+        envelope.unwrap_seen(flipped)
+    with pytest.raises(ValueError, match="out of order"):
+        envelope.unwrap_seen(envelope.wrap("m", b"s", (hashes[::-1].copy(), days)))
 
 
 def sealed(data: bytes) -> bytes:
