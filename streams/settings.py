@@ -23,7 +23,7 @@ from scoring.params import DEFAULT_PARAMS, Params, load_params
 
 
 class Settings(BaseSettings):
-    """Infrastructure settings; every field is documented in the README table."""
+    """Infrastructure settings; every field is documented in docs/operations.md's table."""
 
     model_config = SettingsConfigDict(
         env_prefix="CREATOR_SCORES_", frozen=True, extra="ignore", populate_by_name=True

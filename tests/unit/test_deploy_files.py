@@ -37,7 +37,7 @@ DOCKERFILE = REPO / "deploy" / "Dockerfile"
 PROM_DIR = REPO / "deploy" / "prometheus"
 GRAFANA_DIR = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "creator-scores.json"
-OPERATIONS_DOC = REPO / "README.md"  # its "Operations" section
+OPERATIONS_DOC = REPO / "docs" / "operations.md"
 PROMTOOL = shutil.which("promtool")
 # Locally promtool is optional; in CI (.ci/run installs it) its absence is a failure.
 needs_promtool = pytest.mark.skipif(
@@ -486,12 +486,12 @@ def test_dashboard_panels_are_well_formed() -> None:
 def test_operations_doc_covers_every_alert_and_lag_metric() -> None:
     text = OPERATIONS_DOC.read_text()
     for rule in alert_rules():
-        assert rule["alert"] in text, f"README Operations does not explain {rule['alert']}"
+        assert rule["alert"] in text, f"docs/operations.md does not explain {rule['alert']}"
     from streams.lag import LAG_METRICS
     from streams.observability import TOP_CREATORS_METRIC
 
     for name in [*LAG_METRICS, TOP_CREATORS_METRIC]:
-        assert name in text, f"the README Operations section does not list {name}"
+        assert name in text, f"docs/operations.md does not list {name}"
 
 
 def test_operations_doc_lists_every_pipeline_metric() -> None:
@@ -499,4 +499,4 @@ def test_operations_doc_lists_every_pipeline_metric() -> None:
 
     text = OPERATIONS_DOC.read_text()
     for family in REGISTRY.collect():
-        assert family.name in text, f"the README Operations section does not list {family.name}"
+        assert family.name in text, f"docs/operations.md does not list {family.name}"
