@@ -100,10 +100,10 @@ def _per_creator(redis: Mapping[str, object]) -> tuple[dict[str, dict[str, objec
 
 def _counts(entry: Mapping[str, object]) -> list[float]:
     card = entry.get("hash")
-    if not isinstance(card, dict) or b"basis" not in card:
+    basis = orjson.loads(card.get(b"basis") or b"null") if isinstance(card, dict) else None
+    if not isinstance(basis, dict):
         return [0.0] * len(COUNTED)
-    facts = orjson.loads(card[b"basis"])["facts"]
-    return [float(facts[i]) for i in _INDEX]
+    return [float(basis["facts"][i]) for i in _INDEX]
 
 
 def compare(
