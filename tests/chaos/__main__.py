@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import logging
 import shlex
 import subprocess
 import sys
@@ -44,6 +46,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="use the stack of the environment (KAFKA_BOOTSTRAP_SERVERS, REDIS_URL) "
         "instead of a private one; scenarios that stop Redis or Kafka are not run",
+    )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="work in this folder and keep it (worker logs, the stack's logs)",
     )
     p.add_argument("--json", type=Path, default=Path("docs/reliability.json"))
     p.add_argument("--docs", type=Path, default=None, help="also write this markdown report")
@@ -89,13 +97,17 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
     started_utc = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     outcomes: list[dict[str, Any]] = []
     soak_result = None
-    with tempfile.TemporaryDirectory(prefix="cs-chaos-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as cleanup:
+        if args.keep is not None:
+            workdir = args.keep.resolve()
+            workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="cs-chaos-")))
         if args.external:
             stack: PrivateStack | ExternalStack = ExternalStack(load_settings())
         else:
             say("starting a private Kafka and Redis ...")
-            stack = PrivateStack(workdir / "stack")
+            stack = await asyncio.to_thread(PrivateStack, workdir / "stack")
         say(stack.describe())
         try:
             say("reference: one worker, undisturbed")
@@ -126,7 +138,7 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
                     await soak(stack, events, workdir, tag, minutes=args.soak_minutes, say=say)
                 ).as_json()
         finally:
-            stack.close()
+            await asyncio.to_thread(stack.close)
     print()
     print(table(outcomes))
     if soak_result is not None:
@@ -172,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         docs.write_text(reliability_md(json.loads(args.docs_from.read_text())))
         print(f"wrote {docs}")
         return 0
+    # Producer retries while a new topic's leaders are elected are expected; say less.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     command = "python -m tests.chaos " + shlex.join(argv)
     return asyncio.run(main_async(args, command.strip()))
 

@@ -60,6 +60,7 @@ class Outcome:
     worker_exits: dict[str, Any] = field(default_factory=dict)
     error_log_lines: int = 0
     examples: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
@@ -120,6 +121,14 @@ def compare(
         want, have = want_c.get(creator, {}), got_c.get(creator, {})
         if want != have:
             different.add(creator)
+            if len(outcome.details) < 3:
+                outcome.details[creator] = {
+                    "parts_differing": sorted(
+                        k for k in set(want) | set(have) if want.get(k) != have.get(k)
+                    ),
+                    "counts_reference": _counts(want),
+                    "counts_run": _counts(have),
+                }
         for w, g in zip(_counts(want), _counts(have), strict=True):
             outcome.events_lost += int(max(0.0, w - g))
             outcome.counted_twice += int(max(0.0, g - w))

@@ -170,6 +170,13 @@ class Run:
         except (KafkaError, OSError):
             return None
 
+    async def behind(self) -> dict[str, int] | str:
+        try:
+            async with GroupWatch(self.settings, self.sources) as watch:
+                return await watch.behind()
+        except (KafkaError, OSError) as exc:
+            return repr(exc)
+
     async def wait_reached(
         self, targets: Mapping[TopicPartition, int] | None, *, timeout: float, since: float
     ) -> float | None:

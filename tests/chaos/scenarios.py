@@ -321,7 +321,7 @@ async def run_scenario(
     tag: str,
     *,
     feed_seconds: float,
-    settle_timeout: float = 240.0,
+    settle_timeout: float = 150.0,
 ) -> Outcome:
     outcome = Outcome(scenario=scenario.name, expected=scenario.expected)
     if scenario.private_stack and not stack.owned:
@@ -367,6 +367,8 @@ async def run_scenario(
         outcome.caught_up = (
             await run.wait_reached(None, timeout=settle_timeout, since=time.monotonic()) is not None
         )
+        if not outcome.caught_up:
+            outcome.notes.append(f"still behind: {await run.behind()}")
         crashed = run.crashed()
         outcome.worker_exits = {"crashed": crashed, "signalled": dict(run.exits)}
         for name in crashed:
@@ -376,6 +378,17 @@ async def run_scenario(
         outcome.notes.extend(run.notes)
         got = await run.snapshot()
         compare(outcome, reference, got, hostile=feed.placed)
+        if not outcome.passed and outcome.caught_up:
+            # Everything was committed, so Redis should be final; look again a little later
+            # to tell a late write (reported) from a lasting difference.
+            await asyncio.sleep(10)
+            again = compare(Outcome(scenario.name, scenario.expected), reference,
+                            await run.snapshot(), hostile=feed.placed)  # fmt: skip
+            if again.creators_different != outcome.creators_different:
+                outcome.notes.append(
+                    f"10 s later {again.creators_different} creators differed "
+                    f"(at catch-up: {outcome.creators_different})"
+                )
         outcome.error_log_lines = run.error_lines()
     except Exception as exc:
         outcome.notes.append(f"the scenario could not complete: {exc!r}")

@@ -48,7 +48,11 @@ class ExternalStack:
 
 
 class PrivateStack:
-    """Kafka + Redis of our own, started on free ports under `directory`."""
+    """Kafka + Redis of our own, started on free ports under `directory`.
+
+    `LocalStack` runs its own event loops (`asyncio.run`): from async code, construct,
+    start, stop and close this in a thread (`asyncio.to_thread`).
+    """
 
     owned = True
 
@@ -64,7 +68,11 @@ class PrivateStack:
             kafka_heap="512m",
         )
         self._local = LocalStack(self.settings, log=lambda line: None)
-        self._local.up()
+        try:
+            self._local.up()
+        except BaseException:
+            self.close()
+            raise
 
     def describe(self) -> str:
         return (
