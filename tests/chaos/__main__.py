@@ -161,7 +161,7 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     say(f"results: {args.json}")
     if args.docs is not None:
-        args.docs.write_text(reliability_md(result))
+        args.docs.write_text(reliability_md(result, str(args.json)))
         say(f"report: {args.docs}")
     failed = [o for o in outcomes if not o["passed"] and not o.get("not_run")]
     soak_failed = soak_result is not None and not soak_result["passed"]
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.docs_from is not None:
         docs = args.docs or Path("docs/reliability.md")
-        docs.write_text(reliability_md(json.loads(args.docs_from.read_text())))
+        docs.write_text(reliability_md(json.loads(args.docs_from.read_text()), str(args.docs_from)))
         print(f"wrote {docs}")
         return 0
     # Producer retries while a new topic's leaders are elected are expected; say less.
