@@ -361,7 +361,9 @@ class Feed:
 def _ck_version() -> str:
     import confluent_kafka
 
-    return f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+    version = confluent_kafka.version()
+    version = version[0] if isinstance(version, tuple) else version
+    return f"{version} (librdkafka {confluent_kafka.libversion()[0]})"
 
 
 def _librdkafka_producer(settings: Settings) -> Any:
