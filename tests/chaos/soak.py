@@ -102,8 +102,9 @@ async def soak(
 
         sampler = asyncio.create_task(sample())
         n = 0
-        while time.monotonic() < end:
-            seconds = min(round_seconds, max(1.0, end - time.monotonic()))
+        # Whole rounds only: a short last round would be a burst, not the steady load.
+        while end - time.monotonic() >= round_seconds:
+            seconds = round_seconds
             sends = round_sends(events, n)
             await Feed(run, sends, seconds=seconds).run_feed()
             result.events_sent += len(sends)
