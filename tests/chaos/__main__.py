@@ -95,6 +95,7 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
     say(f"{len(events.records)} events for {len(events.creators)} creators")
     tag = f"{int(time.time()) % 10**6}"
     started_utc = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit = _commit()  # the code under test: before the run, which takes a while
     outcomes: list[dict[str, Any]] = []
     soak_result = None
     with contextlib.ExitStack() as cleanup:
@@ -149,7 +150,7 @@ async def main_async(args: argparse.Namespace, command: str) -> int:
     result = {
         "command": command,
         "started_utc": started_utc,
-        "commit": _commit(),
+        "commit": commit,
         "events": len(events.records),
         "creators": len(events.creators),
         "feed_seconds": args.feed_seconds,

@@ -94,6 +94,9 @@ def reliability_md(result: Mapping[str, Any], source: str) -> str:
         for note in o["notes"]:
             if "\n" not in note:
                 lines.append(f"  {note}.")
+    if result.get("findings"):
+        lines += ["", "## Findings", ""]
+        lines += [f"- {f}" for f in result["findings"]]
     soak = result.get("soak")
     lines += ["", "## Soak", ""]
     if soak is None:
