@@ -149,7 +149,8 @@ class Run:
     def error_lines(self) -> int:
         count = 0
         for log in self.workdir.glob("*.log"):
-            count += sum(1 for ln in log.open(errors="replace") if "ERROR" in ln)
+            with log.open(errors="replace") as lines:
+                count += sum(1 for ln in lines if "ERROR" in ln)
         return count
 
     def stop_all(self) -> None:
