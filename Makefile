@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CS := $(BIN)/creator-scores
 
-.PHONY: setup bench-deps stack-up stack-down stack-status lint test test-unit test-integration test-e2e demo bench bench-smoke clean
+.PHONY: setup bench-deps stack-up stack-down stack-status lint test test-unit test-integration test-e2e demo bench bench-smoke chaos chaos-docs clean
 
 setup: $(VENV)/.installed
 
@@ -50,6 +50,15 @@ bench: bench-deps stack-up
 
 bench-smoke: bench-deps stack-up
 	$(BIN)/python -m bench.run --smoke
+
+# The fault suite on a private Kafka + Redis (free ports, a temp folder), with the 30-minute
+# soak; confluent-kafka (the CRC-32 producer) comes with the bench extras. Not part of CI:
+# `make test` runs its kill -9 and hostile-records scenarios (tests/chaos/test_chaos.py).
+chaos: bench-deps
+	$(BIN)/python -m tests.chaos --soak-minutes 30 --json docs/reliability.json --docs docs/reliability.md
+
+chaos-docs: setup
+	$(BIN)/python -m tests.chaos --docs-from docs/reliability.json --docs docs/reliability.md
 
 clean:
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from streams.devtools.stack import port_open
 from streams.settings import Settings, load_settings
+from tests.support.redis import dump_prefix
 
 
 def _host_port(address: str, default_port: int) -> tuple[str, int]:
@@ -57,24 +58,7 @@ def redis_prefix(unique: str) -> Iterator[str]:
 RedisDump = Callable[[Redis, str], Awaitable[dict[str, object]]]
 
 
-async def _dump_prefix(client: Redis, prefix: str) -> dict[str, object]:
-    """Every key under the prefix with its full content, in comparable form."""
-    out: dict[str, object] = {}
-    async for raw in client.scan_iter(match=f"{prefix}*", count=1000):
-        key = raw.decode()
-        kind = (await client.type(raw)).decode()
-        if kind == "hash":
-            out[key] = await client.hgetall(raw)
-        elif kind == "zset":
-            out[key] = await client.zrange(raw, 0, -1, withscores=True)
-        elif kind == "set":
-            out[key] = sorted(await client.smembers(raw))
-        else:
-            out[key] = (kind, await client.dump(raw))
-    return out
-
-
 @pytest.fixture
 def redis_dump() -> RedisDump:
     """Snapshots of Redis under a prefix, for tests that compare whole Redis states."""
-    return _dump_prefix
+    return dump_prefix

@@ -231,7 +231,10 @@ class LocalStack:
         data = self.dir / "kafka" / "data"
         if (data / "meta.properties").exists():
             return
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cid = "-"
+        # StorageTool's argument parser reads an id starting with "-" as an option.
+        while cid.startswith("-"):
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         proc = subprocess.run(
             self.java_command(
                 "kafka.tools.StorageTool",

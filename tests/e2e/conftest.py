@@ -10,25 +10,19 @@ test created (topics, keys) is deleted afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import random
 import re
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka import ConsumerRecord
 from redis.asyncio import Redis
 
 from streams.app import worker_topic_specs
@@ -36,13 +30,21 @@ from streams.devtools.stack import LocalStack, free_port, port_open
 from streams.keys import Keys
 from streams.settings import Settings
 from streams.topics import ensure_topics
+from tests.support.events import HOUR_MS, EventSet, make_events
+from tests.support.kafka import (
+    Produced,
+    delete_topics,
+    produce,
+    read_topic,
+    wait_caught_up,
+    wait_for,
+)
+from tests.support.redis import delete_prefix
+from tests.support.workers import kill9, start_worker, stop_worker
 
-CLI = Path(sys.executable).with_name("creator-scores")
+__all__ = ["EventSet", "Produced", "WorkerEnv"]
+
 PARTITIONS = 4
-HOUR_MS = 3_600_000
-
-#: A record to produce: (topic, key, value).
-Produced = tuple[str, bytes | None, bytes]
 
 
 @dataclass
@@ -58,16 +60,7 @@ class WorkerEnv:
     named: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str = "worker", **overrides: str) -> subprocess.Popen[bytes]:
-        with (self.workdir / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [str(CLI), "worker", "-l", "info"],
-                env={**self.env, **overrides},
-                cwd=self.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        proc = start_worker({**self.env, **overrides}, self.workdir, name)
         self.processes.append(proc)
         self.named[name] = proc
         return proc
@@ -78,19 +71,10 @@ class WorkerEnv:
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
         """SIGTERM and wait; returns the exit status (SIGKILL if it would not stop)."""
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
-        return proc.returncode
+        return stop_worker(proc, timeout)
 
     def kill9(self, proc: subprocess.Popen[bytes]) -> None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill9(proc)
 
     # The helpers below are reached through the fixture, so tests need no import of this file.
 
@@ -245,213 +229,8 @@ async def worker_env(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        await _delete_topics(settings, base)
-        await _delete_prefix(settings, redis_prefix)
-
-
-async def _delete_topics(settings: Settings, marker: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        ours = [t for t in await admin.list_topics() if marker in t]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
-
-
-async def _delete_prefix(settings: Settings, prefix: str) -> None:
-    client = Redis.from_url(settings.redis_url)
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await client.delete(*keys[start : start + 1000])
-    finally:
-        await client.aclose()
-
-
-# ----------------------------------------------------------------------------- Kafka helpers
-
-
-async def produce(settings: Settings, records: Sequence[Produced]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5)
-    await producer.start()
-    try:
-        futures = [await producer.send(t, v, key=k) for t, k, v in records]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
-async def read_topic(
-    settings: Settings, topic: str, *, at_least: int = 0, timeout: float = 30.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record on the topic, waiting up to `timeout` for at least `at_least` of them."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        out: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = time.monotonic() + timeout
-        while True:
-            batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                out.extend(records)
-            ends = await consumer.end_offsets(parts)
-            caught_up = all([await consumer.position(tp) >= ends[tp] for tp in parts])
-            if (caught_up and len(out) >= at_least) or time.monotonic() > deadline:
-                return out
-    finally:
-        await consumer.stop()
-
-
-async def wait_caught_up(
-    settings: Settings, topics: Sequence[str], proc: subprocess.Popen[bytes], timeout: float = 60.0
-) -> None:
-    """Wait until the worker's group has committed every record of `topics`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await consumer.start()
-    await admin.start()
-    try:
-        parts = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-        deadline = time.monotonic() + timeout
-        while True:
-            assert proc.poll() is None, f"worker exited with {proc.returncode}"
-            try:
-                ends = await consumer.end_offsets(parts)
-                committed = await admin.list_consumer_group_offsets(settings.app_id)
-            except KafkaError as exc:
-                # A broker moving a coordinator or leader answers with a retriable error.
-                if not exc.retriable or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.25)
-                continue
-            behind = {
-                tp: ends[tp] - (committed[tp].offset if tp in committed else 0)
-                for tp in parts
-                if ends[tp] > (committed[tp].offset if tp in committed else 0)
-            }
-            if not behind:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker still behind after {timeout}s: {behind}")
-            await asyncio.sleep(0.25)
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-# ----------------------------------------------------------------------------- Redis helpers
-
-
-async def wait_for(
-    check: object, *, timeout: float, proc: subprocess.Popen[bytes], what: str
-) -> None:
-    """Poll an async predicate until true; fail early if the worker died."""
-    assert callable(check)
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert proc.poll() is None, f"worker exited with {proc.returncode} while waiting for {what}"
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.2)
-
-
-# ----------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True)
-class EventSet:
-    """Deterministic events for a few creators, each as it goes on the wire."""
-
-    records: list[Produced]
-    payloads: list[tuple[str, Mapping[str, object]]]  # (kind, payload) of the valid events
-    creators: list[str]
-
-
-def make_events(
-    settings: Settings, *, creators: int, posts_per_creator: int, seed: int, now_ms: int
-) -> EventSet:
-    """Posts, tags and orders over the last two weeks; keys mixed on purpose.
-
-    Most records are keyed by creator id; some carry no key and some the post/order id,
-    which the worker must re-key to reach the creator's partition.
-    """
-    rng = random.Random(seed)
-    regions = ["SG", "MY", "ID", "VN", "PH"]
-    themes = ["beauty", "fashion", "food", "tech", "home"]
-    types = ["video", "photo", "live"]
-    records: list[Produced] = []
-    payloads: list[tuple[str, Mapping[str, object]]] = []
-    ids = [f"cr-{seed}-{i:04d}" for i in range(creators)]
-
-    def key_for(creator: str, other: str) -> bytes | None:
-        roll = rng.random()
-        if roll < 0.15:
-            return None
-        if roll < 0.3:
-            return other.encode()
-        return creator.encode()
-
-    topics = {"post": settings.posts_topic, "tag": settings.tags_topic}
-    topics["order"] = settings.orders_topic
-    for creator in ids:
-        region = rng.choice(regions)
-        for j in range(posts_per_creator):
-            post_id = f"{creator}-p{j}"
-            posted = now_ms - rng.randint(1, 14 * 24) * HOUR_MS
-            post: dict[str, object] = {
-                "post_id": post_id,
-                "creator_id": creator,
-                "region": region,
-                "content_type": rng.choice(types),
-                "themes": rng.sample(themes, rng.randint(1, 2)),
-                "posted_at": posted,
-                "views": rng.randint(100, 50_000),
-                "likes": rng.randint(0, 3_000),
-                "comments": rng.randint(0, 300),
-                "shares": rng.randint(0, 200),
-                "brand_id": rng.choice([None, "brand-a", "brand-b"]),
-            }
-            payloads.append(("post", post))
-            if rng.random() < 0.6:
-                tag = {
-                    "tag_id": f"{post_id}-t",
-                    "post_id": post_id,
-                    "creator_id": creator,
-                    "product_id": f"sku-{rng.randint(1, 50)}",
-                    "brand_id": rng.choice(["brand-a", "brand-b", "brand-c"]),
-                    "theme": rng.choice(themes),
-                    "tagged_at": posted + 60_000,
-                }
-                payloads.append(("tag", tag))
-                for k in range(rng.randint(0, 3)):
-                    order = {
-                        "order_id": f"{post_id}-o{k}",
-                        "creator_id": creator,
-                        "post_id": post_id,
-                        "product_id": tag["product_id"],
-                        "brand_id": tag["brand_id"],
-                        "theme": tag["theme"],
-                        "quantity": rng.randint(1, 3),
-                        "amount": f"{rng.randint(500, 20_000) / 100:.2f}",
-                        "currency": "USD",
-                        "status": rng.choice(["placed", "placed", "placed", "refunded"]),
-                        "ordered_at": min(posted + rng.randint(1, 48) * HOUR_MS, now_ms - 60_000),
-                    }
-                    payloads.append(("order", order))
-    for kind, payload in payloads:
-        creator = str(payload["creator_id"])
-        other = str(payload.get(f"{kind}_id") or payload["post_id"])
-        records.append((topics[kind], key_for(creator, other), orjson.dumps(payload)))
-    return EventSet(records=records, payloads=payloads, creators=ids)
+        await delete_topics(settings, base)
+        await delete_prefix(settings.redis_url, redis_prefix)
 
 
 @pytest.fixture
