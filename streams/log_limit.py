@@ -74,11 +74,13 @@ class RepeatLimiter(logging.Filter):
             return False
         if window is not None and window.suppressed:
             record.repeat_template = template
-            record.msg = (
+            text = (
                 f"{record.getMessage()} [{window.suppressed} more like this suppressed "
                 f"in the last {now - window.start:.0f}s]"
             )
-            record.args = None
+            # As a template of its own: handlers and formatters that look at `args` (or set
+            # them) then format the same text; the text itself may hold a `%`.
+            record.msg, record.args = "%s", (text,)
         self._windows.pop(key, None)
         if len(self._windows) >= MAX_KEYS:
             del self._windows[next(iter(self._windows))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
@@ -123,3 +124,24 @@ def cast_lines(handler: logging.Handler) -> list[str]:
 def test_bad_arguments_are_refused(interval_s: float, burst: int) -> None:
     with pytest.raises(ValueError):
         RepeatLimiter(interval_s=interval_s, burst=burst)
+
+
+def test_the_note_on_dropped_lines_formats_under_modes_formatter(clock: FakeClock) -> None:
+    """Faust's worker formats records with mode's formatter, which turns `args` None into
+    (None,): the annotated record must still format (it once raised TypeError)."""
+    from mode.utils.logging import ExtensionFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ExtensionFormatter(stream=stream, fmt="%(message)s"))
+    handler.addFilter(RepeatLimiter(interval_s=10.0, burst=1, clock=clock))
+    logger = _logger("test.limit.mode", handler)
+    for _ in range(3):
+        logger.info("Updating subscribed topics to: %s", frozenset({"posts"}))
+    clock.now += 11
+    logger.info("Updating subscribed topics to: %s", frozenset({"posts"}))
+    lines = stream.getvalue().splitlines()
+    assert lines[-1] == (
+        "Updating subscribed topics to: frozenset({'posts'}) "
+        "[2 more like this suppressed in the last 11s]"
+    )
