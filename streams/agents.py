@@ -178,7 +178,7 @@ async def _drain_ingest(
     """
     consumer = app.consumer
     while True:
-        messages = batching.current(app, await ingest.take(sizer.limit))
+        messages = await batching.when_ready(app, await ingest.take(sizer.limit))
         if not messages:
             continue
         started = time.perf_counter()

@@ -90,21 +90,27 @@ class BatchIngest:
             raise ValueError(
                 f"max_pending_records must be at least 1, got {self.max_pending_records}"
             )
-        self.queue = asyncio.Queue(self.max_pending)
+        self.queue = asyncio.Queue()  # bounded by `put`, which may have to exceed the bound
         self.abandon = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
 
-    async def put(self, messages: list[Message]) -> None:
-        """Queue a fetch, once the records already waiting leave room (one fetch always fits
-        when nothing waits, however big)."""
-        while self.pending_records and self.pending_records + len(messages) > (
-            self.max_pending_records
+    async def put(self, messages: list[Message], *, wait_for_room: bool = True) -> None:
+        """Queue a fetch, once the fetches and records already waiting leave room (one fetch
+        always fits when nothing waits, however big). Without `wait_for_room` it is queued
+        at once: the consumer must not stop fetching while the worker cannot take records
+        (a recovery reads the changelog through the same fetches)."""
+        while wait_for_room and (
+            self.queue.qsize() >= self.max_pending
+            or (
+                self.pending_records
+                and self.pending_records + len(messages) > self.max_pending_records
+            )
         ):
             self._room.clear()
             await self._room.wait()
         self.pending_records += len(messages)
-        await self.queue.put(messages)
+        self.queue.put_nowait(messages)
 
     async def take(self, max_records: int) -> list[Message]:
         """At most `max_records` messages: what is queued now, or the next fetch to arrive.
@@ -198,16 +204,40 @@ def to_records(messages: Iterable[Message]) -> list[RawRecord]:
 
 
 def current(app: AppT, messages: Sequence[Message]) -> list[Message]:
-    """The messages still owned by this worker: Faust's stream drops the same ones.
+    """The messages fetched in the consumer's current generation.
 
-    A message fetched before a rebalance (older generation), or taken while flow control
-    is off (a rebalance is under way), may belong to another worker by now; it is left
-    unacked and read again from the committed offset by whoever owns its partition.
+    A message fetched before a rebalance may belong to another worker by now; it is
+    left unacked and read again from the committed offset by whoever owns its partition.
     """
-    if not app.flow_control.is_active():
-        return []
     generation = app.consumer_generation_id
     return [m for m in messages if m.generation_id == generation]
+
+
+def ready(app: AppT) -> bool:
+    """Whether the worker may process records now: no rebalance or table recovery under
+    way (the state of newly assigned partitions is complete) and the flow is on."""
+    return (
+        app.flow_control.is_active()
+        and not app.rebalancing
+        and not getattr(app, "in_recovery", False)
+    )
+
+
+async def when_ready(app: AppT, messages: Sequence[Message], poll_s: float = 0.05) -> list[Message]:
+    """`messages` of the current generation, once the worker may process them.
+
+    Messages of the current generation taken while a rebalance or recovery is under way
+    are held until it is over, never dropped: the consumer has read past them, so a
+    dropped one would never come again, and its offset would be a gap no commit passes
+    (the partition stalls) or one a commit skips (its events are lost). Processing them
+    at once would be worse: their creators' states may not be recovered yet. Messages
+    whose generation ends while they wait are dropped, as `current` drops them.
+    """
+    while True:
+        kept = current(app, messages)
+        if not kept or ready(app):
+            return kept
+        await asyncio.sleep(poll_s)
 
 
 def track(consumer: ConsumerT, messages: Iterable[Message]) -> None:
@@ -371,6 +401,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 async for tp, message in fetched:
                     if not await self._accept(tp, message):
                         continue
+                    if message.generation_id != self.app.consumer_generation_id:
+                        # A rebalance happened while this fetch was being read (`_accept`
+                        # and the callbacks await): the partitions were sought back to
+                        # their committed offsets, and recording this message as read
+                        # would skip those offsets when they come again (lost events, or
+                        # an offset that never moves). The rest of the fetch is stale too.
+                        break
                     topic = message.topic
                     if topic in batch_topics:
                         batch.append(message)
@@ -388,7 +425,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _accept(self, tp: Any, message: Message) -> bool:
-        """Faust's read-offset bookkeeping: skip re-reads, record gaps (e.g. compaction)."""
+        """Faust's read-offset bookkeeping: skip re-reads, record gaps (e.g. compaction).
+        A message fetched before the current generation is refused untouched."""
+        if message.generation_id != self.app.consumer_generation_id:
+            return False
         offset = message.offset
         last = self._read_offset[tp]
         if last is not None and offset < last:
@@ -407,9 +447,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # rebalance holds the flow, nor while the producer's buffer is over its limit.
         await app.flow_control.acquire()
         await app.producer.buffer.wait_until_ebb()
+        if batch[0].generation_id != app.consumer_generation_id:
+            return  # fetched before a rebalance: read again from the committed offsets
         # A full queue blocks fetching (back-pressure); a rebalance abandons the batch,
-        # which is read again from the committed offsets.
-        await self.wait_first(ingest.put(batch), self.suspend_flow.wait())
+        # which is read again from the committed offsets. While the worker cannot take
+        # records (a recovery is under way) the batch waits in the queue without blocking:
+        # the recovery's changelog records come through these same fetches.
+        await self.wait_first(ingest.put(batch, wait_for_room=ready(app)), self.suspend_flow.wait())
 
 
 class BatchTransport(faust_aiokafka.Transport):

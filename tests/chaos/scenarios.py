@@ -253,14 +253,6 @@ def crc32_half(sends: Sequence[Send], after: float = 0.4) -> list[Send]:
 
 # ----------------------------------------------------------------------------- catalogue
 
-REDIS_CAVEAT = (
-    "fail until Redis repair lands: the worker writes only differences, "
-    "so what an empty Redis lost stays lost"
-)
-CRC32_CAVEAT = (
-    "fail until co-partitioning lands: records on the wrong partition put a creator's "
-    "events with another worker than its state"
-)
 
 SCENARIOS: list[Scenario] = [
     Scenario("join-2-3", "1 worker, a 2nd joins at 30% of the feed, a 3rd at 60%", 1,
@@ -276,7 +268,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("redis-frozen-30s", "Redis frozen (SIGSTOP) for 30 s at 30%, then SIGCONT", 1,
              redis_frozen(0.3, 30.0), private_stack=True),
     Scenario("redis-empty-30s", "Redis killed at 30%, back empty 30 s later", 1,
-             redis_back_empty(0.3, 30.0), private_stack=True, expected=REDIS_CAVEAT),
+             redis_back_empty(0.3, 30.0), private_stack=True),
     Scenario("broker-restart-20s", "the broker's JVM stopped (SIGTERM) at 40%, back 20 s later",
              1, broker_restart(0.4, 20.0), private_stack=True),
     Scenario("hostile-records", "21 hostile records (1 MB values, huge keys, deep nesting, "
@@ -284,7 +276,7 @@ SCENARIOS: list[Scenario] = [
              marks(0.5), shape=with_hostile),
     Scenario("crc32-producer", "from 40%, every other record partitioned by CRC-32 "
              "(librdkafka's default); a 2nd worker joins at 50%", 1,
-             crc32_then_join(0.5), shape=crc32_half, expected=CRC32_CAVEAT),
+             crc32_then_join(0.5), shape=crc32_half),
 ]  # fmt: skip
 
 BY_NAME = {s.name: s for s in SCENARIOS}
