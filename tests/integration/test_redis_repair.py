@@ -18,27 +18,19 @@ from scoring.params import DEFAULT_PARAMS
 from streams import metrics
 from streams.codec import RawRecord
 from streams.keys import Keys
-from streams.pipeline import Pipeline, PipelineConfig
+from streams.pipeline import Pipeline
 from streams.repair import DONE, Republisher, delete_markers
 from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
 from streams.sinks.kafka import partition_for
 from streams.sinks.redis import RedisSink, build_redis
 from streams.state_store import DictStore
+from tests.support.payloads import CONFIG, HOUR, NOW_MS
 
 pytestmark = pytest.mark.integration
 
-NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-HOUR = 3_600_000
 PARTITIONS = 4
 CREATORS = 30
-CONFIG = PipelineConfig(
-    kinds={"posts": "post", "tags": "tag", "orders": "order"},
-    rekeyed_topic="app-rekeyed",
-    changes_topic="changes",
-    dead_letter_topic="dead",
-    change_threshold=1.0,
-)
 RedisDump = Callable[[Redis, str], Awaitable[dict[str, object]]]
 REGIONS = ("SG", "MY", "ID", "VN")
 THEMES = ("beauty", "food", "travel", "tech")

@@ -31,16 +31,7 @@ from streams.partitioning import partitions_for
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
 from streams.state_store import DictStore
-
-NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-HOUR = 3_600_000
-CONFIG = PipelineConfig(
-    kinds={"posts": "post", "tags": "tag", "orders": "order"},
-    rekeyed_topic="app-rekeyed",
-    changes_topic="changes",
-    dead_letter_topic="dead",
-    change_threshold=1.0,
-)
+from tests.support.payloads import CONFIG, HOUR, NOW_MS, order, post
 
 
 class Recorder:
@@ -84,41 +75,6 @@ class Harness:
 
     def outbound(self, topic: str) -> list[OutboundRecord]:
         return [r for r in self.kafka.last if r.topic == topic]
-
-
-def post(creator: str, n: int, **over: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "post_id": f"{creator}-p{n}",
-        "creator_id": creator,
-        "region": "SG",
-        "content_type": "video",
-        "themes": ["beauty"],
-        "posted_at": NOW_MS - (n + 1) * 5 * HOUR,
-        "views": 1000 + 100 * n,
-        "likes": 40 + n,
-        "comments": 4,
-        "shares": 1,
-    }
-    base.update(over)
-    return base
-
-
-def order(creator: str, n: int, **over: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "order_id": f"{creator}-o{n}",
-        "creator_id": creator,
-        "post_id": f"{creator}-p{n}",
-        "product_id": "sku",
-        "brand_id": "brand",
-        "theme": "beauty",
-        "quantity": 1,
-        "amount": "25.00",
-        "currency": "USD",
-        "status": "placed",
-        "ordered_at": NOW_MS - (n + 1) * 4 * HOUR,
-    }
-    base.update(over)
-    return base
 
 
 def model_card(payloads: Sequence[tuple[str, Mapping[str, object]]]) -> ScoreCard:

@@ -21,21 +21,18 @@ from streams import envelope
 from streams.codec import RawRecord
 from streams.devtools.stack import LocalStack
 from streams.keys import Keys
-from streams.pipeline import Pipeline, PipelineConfig
+from streams.pipeline import Pipeline
 from streams.repair import full_cards
 from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
 from streams.state_store import DictStore
+from tests.support import payloads
+from tests.support.payloads import CONFIG, HOUR, NOW_MS, post, tag
 
-NOW_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-HOUR = 3_600_000
-CONFIG = PipelineConfig(
-    kinds={"posts": "post", "tags": "tag", "orders": "order"},
-    rekeyed_topic="app-rekeyed",
-    changes_topic="changes",
-    dead_letter_topic="dead",
-    change_threshold=1.0,
-)
+
+def order(creator: str, n: int, **over: object) -> dict[str, object]:
+    """An order of one of three brands (the shared factory's brand varies by post here)."""
+    return payloads.order(creator, n, **{"brand_id": f"brand-{n % 3}", **over})
 
 
 @dataclass
@@ -70,55 +67,6 @@ class RedisModel:
 class Records:
     async def write(self, batch: Sequence[OutboundRecord]) -> None:
         pass
-
-
-def post(creator: str, n: int, **over: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "post_id": f"{creator}-p{n}",
-        "creator_id": creator,
-        "region": "SG",
-        "content_type": "video",
-        "themes": ["beauty"],
-        "posted_at": NOW_MS - (n + 1) * 5 * HOUR,
-        "views": 1000 + 100 * n,
-        "likes": 40 + n,
-        "comments": 4,
-        "shares": 1,
-    }
-    base.update(over)
-    return base
-
-
-def tag(creator: str, n: int, **over: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "tag_id": f"{creator}-t{n}",
-        "post_id": f"{creator}-p{n}",
-        "creator_id": creator,
-        "product_id": "sku",
-        "brand_id": f"brand-{n % 3}",
-        "theme": "beauty",
-        "tagged_at": NOW_MS - (n + 1) * 5 * HOUR + 1000,
-    }
-    base.update(over)
-    return base
-
-
-def order(creator: str, n: int, **over: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "order_id": f"{creator}-o{n}",
-        "creator_id": creator,
-        "post_id": f"{creator}-p{n}",
-        "product_id": "sku",
-        "brand_id": f"brand-{n % 3}",
-        "theme": "beauty",
-        "quantity": 1,
-        "amount": "25.00",
-        "currency": "USD",
-        "status": "placed",
-        "ordered_at": NOW_MS - (n + 1) * 4 * HOUR,
-    }
-    base.update(over)
-    return base
 
 
 def flushes() -> list[list[tuple[str, dict[str, object]]]]:
