@@ -578,24 +578,19 @@ class Pipeline:
             value = table.get(key)
             if value is None:
                 continue
-            if value[2] != 1:  # ids beside the state (envelope layout 2)
-                try:
-                    _, _, (hashes, days) = envelope.unwrap_seen(value)
-                except ValueError:
-                    pass  # reported below, as the state's problem
-                else:
-                    seen.append((i, hashes, days))
+            try:
+                model, state, (hashes, days) = envelope.unwrap_seen(value)
+            except ValueError as exc:
+                log.error("state of creator %r is unreadable (%s); starting it afresh",
+                          ids[i], exc)  # fmt: skip
+                continue
+            if len(hashes):
+                seen.append((i, hashes, days))
             entry = cache.get(ids[i], value)
             if entry is not None:
                 models[i] = entry.model_version
                 hits.append(entry)
                 hit_at.append(i)
-                continue
-            try:
-                model, state = envelope.unwrap(value)
-            except ValueError as exc:
-                log.error("state of creator %r is unreadable (%s); starting it afresh",
-                          ids[i], exc)  # fmt: skip
                 continue
             models[i] = model
             states.append(state)
