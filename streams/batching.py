@@ -364,6 +364,34 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._unacked_messages.clear()
         await self.commit_and_end_transactions()
 
+    async def perform_seek(self) -> None:
+        """Seek every partition to its committed offset, including those never committed.
+
+        aiokafka's `seek_to_committed` leaves a partition alone when nothing was committed
+        on it yet, so a partition this worker keeps through a rebalance stays at its fetch
+        position. The records it fetched before the rebalance and dropped as stale (they
+        belong to the old generation) are then never read again, and with no committed
+        offset Faust's commit does not notice the gap at the head: those events are lost.
+        The batch topics' partitions with no commit go back to their first offset, which
+        is where a worker taking them over would start (`auto_offset_reset=earliest`).
+        """
+        await super().perform_seek()
+        ingest = ingest_for(self.app)
+        if ingest is None:
+            return
+        uncommitted = [
+            tp
+            for tp in self.assignment()
+            if tp.topic in ingest.topics and not self._committed_offset.get(tp)
+        ]
+        if not uncommitted:
+            return
+        await self._thread.seek_to_beginning(
+            *(faust_aiokafka.ensure_aiokafka_TP(tp) for tp in uncommitted)
+        )
+        for tp in uncommitted:
+            self._read_offset[tp] = None
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         ingest = ingest_for(self.app)
         if ingest is None:
@@ -423,6 +451,55 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     await self._deliver(ingest, batch)
             finally:
                 self.diag.unset_flag(CONSUMER_FETCHING)
+
+    #: How long a recovering changelog partition may go without a record before
+    #: `_mend_recovery` compares its position with what was applied.
+    RECOVERY_STALL_S: ClassVar[float] = 3.0
+
+    @Service.task
+    async def _mend_recovery(self) -> None:
+        """Read again the changelog records a recovery fetched but never applied.
+
+        A rebalance can land between a fetch and its delivery: Faust then drops the
+        fetched records (the flow is stopped, or the generation moved on) and seeks the
+        stream partitions back to their committed offsets, but not the changelog
+        partitions, which have none. A partition taken over from a dead worker was then
+        read to its end and applied nowhere, and the recovery waited for its records for
+        ever ("No event received for active tp ... since recovery start"). Every second
+        during a recovery, a changelog partition that got nothing for `RECOVERY_STALL_S`
+        while its position is past the records applied is sought back to the first
+        record not applied. Applying a record twice changes nothing (`ChangelogBulk`
+        skips offsets it has).
+        """
+        while not self.should_stop:
+            await self.sleep(1.0)
+            recovery = cast(Any, self.app.tables).recovery
+            if not recovery.in_recovery or self.app.rebalancing:
+                continue
+            now = time.monotonic()
+            started = getattr(recovery, "_recovery_started_at", None) or 0.0
+            for tp in list(recovery.active_tps):
+                applied = recovery.active_offsets.get(tp)
+                highwater = recovery.active_highwaters.get(tp)
+                if applied is None or highwater is None or applied >= highwater:
+                    continue
+                last = recovery._active_events_received_at.get(tp) or started
+                if now - last < self.RECOVERY_STALL_S:
+                    continue
+                try:
+                    position = await asyncio.wait_for(self.position(tp), timeout=1.0)
+                except Exception:  # not assigned any more, or the broker does not answer
+                    continue
+                if position is None or position <= applied + 1:
+                    continue
+                log.warning(
+                    "changelog partition %s: read up to offset %d but applied only up to %d "
+                    "(records dropped by a rebalance); reading it again from %d",
+                    tp, position, applied, applied + 1,
+                )  # fmt: skip
+                metrics.CHANGELOG_REREAD.inc()
+                await self.seek(tp, applied + 1)
+                recovery._active_events_received_at[tp] = now
 
     async def _accept(self, tp: Any, message: Message) -> bool:
         """Faust's read-offset bookkeeping: skip re-reads, record gaps (e.g. compaction).

@@ -149,6 +149,12 @@ CHANGELOG_APPLIED = Counter(
     "State-table changelog records applied by the bulk path (recovery and standbys).",
     registry=REGISTRY,
 )
+CHANGELOG_REREAD = Counter(
+    "creator_scores_changelog_rereads",
+    "Changelog partitions read again during a recovery because records fetched before a "
+    "rebalance were never applied (streams.batching.BatchConsumer._mend_recovery).",
+    registry=REGISTRY,
+)
 CHANGELOG_WRITTEN = Counter(
     "creator_scores_changelog_records_written",
     "State-table changelog records written (one per changed creator per flush).",
