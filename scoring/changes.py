@@ -16,7 +16,7 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
-from scoring.columns import Ints
+from scoring.columns import DAY_MS, Ints
 from scoring.explain import (
     ScoreCard,
     contribution_text,
@@ -43,6 +43,12 @@ class ScoreChanged:
     new: Mapping[str, float]
     reasons: Mapping[str, str]
     provisional: bool
+    #: False when the creator's window holds nothing: it has left every leaderboard.
+    active: bool = True
+    #: What moved the card: "events" (the creator's own), "window_rolled" (stream time
+    #: crossed a day and the window lost one: no events of its own), "model_rollout"
+    #: (re-scored with a new model version) or "rescore" (an operator asked for a pass).
+    cause: str = "events"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -55,10 +61,14 @@ class ScoreChanged:
             "new": dict(self.new),
             "reasons": dict(self.reasons),
             "provisional": self.provisional,
+            "active": self.active,
+            "cause": self.cause,
         }
 
 
-def diff_scores(old: ScoreCard | None, new: ScoreCard, threshold: float) -> ScoreChanged | None:
+def diff_scores(
+    old: ScoreCard | None, new: ScoreCard, threshold: float, cause: str = "events"
+) -> ScoreChanged | None:
     """The change from `old` to `new`, or None if nothing moved by more than `threshold`.
 
     A first card (old is None) always emits. So does a new model version, a new
@@ -79,10 +89,17 @@ def diff_scores(old: ScoreCard | None, new: ScoreCard, threshold: float) -> Scor
     else:
         old_values = old.values()
         changed = tuple(n for n in SCORE_NAMES if abs(new_values[n] - old_values[n]) > threshold)
-        if not changed and old.provisional == new.provisional and old.region == new.region:
+        if (
+            not changed
+            and old.provisional == new.provisional
+            and old.region == new.region
+            and old.active == new.active
+        ):
             return None
         for name in changed:
             reasons[name] = _reason(name, old_values[name], new_values[name], old, new)
+        if old.active != new.active:
+            reasons["active"] = active_reason(new.active)
         if old.provisional != new.provisional:
             reasons["provisional"] = (
                 "Scores are now provisional: too little recent data."
@@ -101,6 +118,28 @@ def diff_scores(old: ScoreCard | None, new: ScoreCard, threshold: float) -> Scor
         new=MappingProxyType(new_values),
         reasons=MappingProxyType(reasons),
         provisional=new.provisional,
+        active=new.active,
+        cause=cause,
+    )
+
+
+def active_reason(active: bool) -> str:
+    """The reason given when a creator leaves the leaderboards or comes back to them."""
+    if active:
+        return "Active again: new posts, tags or orders in the window; back on the leaderboards."
+    return (
+        "No posts, tags or orders left in the window: the creator has left every "
+        "leaderboard until it has new activity."
+    )
+
+
+def window_reason(as_of_ms: int, window_days: int) -> str:
+    """The reason given when a card moved only because stream time crossed a UTC day."""
+    last = as_of_ms // DAY_MS
+    first = np.datetime64(last - window_days + 1, "D")
+    return (
+        f"Window rolled: it now covers {first} to {np.datetime64(last, 'D')} (UTC, stream "
+        "time), and older days no longer count."
     )
 
 
@@ -151,6 +190,8 @@ class Published:
     old_as_of_ms: int = -1
     #: The model the previous card was scored with when it is not this one (else None).
     old_model: str | None = None
+    #: Why the card is being scored again: see `ScoreChanged.cause`.
+    cause: str = "events"
 
 
 def score_changes(
@@ -177,9 +218,11 @@ def score_changes(
     new_lists = new_values.tolist()
     old_lists = old_values.tolist()
     provisional = scores.provisional
+    active = scores.active
     for j, p in enumerate(published):
         new_map = dict(zip(SCORE_NAMES, new_lists[j], strict=True))
         is_provisional = bool(provisional[p.new])
+        is_active = bool(active[p.new])
         reasons: dict[str, str] = {}
         if p.old < 0:
             first = explanations_of(scores, p.new)
@@ -187,14 +230,23 @@ def score_changes(
                 reasons[name] = explanation_summary(first, name)
             if p.old_model is not None:
                 reasons["model_version"] = f"Scored with model {model_version} (was {p.old_model})."
+            if not is_active:
+                reasons["active"] = active_reason(False)
             out[j] = ScoreChanged(
                 p.creator_id, p.region, model_version, p.as_of_ms, SCORE_NAMES, None,
                 MappingProxyType(new_map), MappingProxyType(reasons), is_provisional,
+                is_active, p.cause,
             )  # fmt: skip
             continue
         was_provisional = bool(provisional[p.old])
+        was_active = bool(active[p.old])
         changed = tuple(name for name, flag in zip(SCORE_NAMES, moved[j], strict=True) if flag)
-        if not changed and was_provisional == is_provisional and p.old_region == p.region:
+        if (
+            not changed
+            and was_provisional == is_provisional
+            and p.old_region == p.region
+            and was_active == is_active
+        ):
             continue
         old_map = dict(zip(SCORE_NAMES, old_lists[j], strict=True))
         new_explanations = explanations_of(scores, p.new) if changed else {}
@@ -216,10 +268,14 @@ def score_changes(
             )
         if p.old_region != p.region:
             reasons["region"] = f"Region changed from {p.old_region} to {p.region}."
+        if was_active != is_active:
+            reasons["active"] = active_reason(is_active)
+        if p.cause == "window_rolled":
+            reasons["window"] = window_reason(p.as_of_ms, scores.model.params.window_days)
         out[j] = ScoreChanged(
             p.creator_id, p.region, model_version, p.as_of_ms, changed,
             MappingProxyType(old_map), MappingProxyType(new_map), MappingProxyType(reasons),
-            is_provisional,
+            is_provisional, is_active, p.cause,
         )  # fmt: skip
     return out
 

@@ -80,6 +80,9 @@ class ScoreCard:
     overall_by_theme: Mapping[str, float]
     overall_by_content_type: Mapping[str, float]
     explanations: Mapping[str, Explanation]
+    #: False when the window holds no post, tag or order: the creator has gone quiet for
+    #: the whole window and stands on no leaderboard (its scores are those of no data).
+    active: bool = True
 
     def __reduce__(self) -> tuple[object, ...]:
         # Read-only mapping proxies do not pickle; the dict form does, exactly.
@@ -104,6 +107,7 @@ class ScoreCard:
             "overall_by_theme": dict(self.overall_by_theme),
             "overall_by_content_type": dict(self.overall_by_content_type),
             "explanations": explanation_dicts(self.explanations),
+            "active": self.active,
         }
 
     @classmethod
@@ -127,6 +131,7 @@ class ScoreCard:
             overall_by_theme=_float_map(d, "overall_by_theme"),
             overall_by_content_type=_float_map(d, "overall_by_content_type"),
             explanations=MappingProxyType(explanations),
+            active=_field(d, "active", bool) if "active" in d else True,
         )
 
 
@@ -941,6 +946,7 @@ def card_of(
         overall_by_theme=MappingProxyType(overall_t),
         overall_by_content_type=MappingProxyType(overall_c),
         explanations=lazy_explanations(scores.basis(i), params),
+        active=bool(scores.active[i]),
     )
     return card
 

@@ -8,6 +8,15 @@ the same outcome for every event without a Python step per record:
   newer of its own time and the creator's watermark as it arrives (the newest event
   time seen, counting the flush's earlier events). It changes nothing, except that a
   post still sets the region (below).
+* **Stream time.** Given the stream time (`stream_ms`, the newest event time of the
+  whole stream, docs/scoring.md "Stream time"), a creator's watermark is at least the
+  start of the stream's UTC day: its window ends there or at its own newer events. A
+  creator with no events moves all the same: merged with no events and a later stream
+  time, its older days fall out (the day-boundary sweep does exactly that). Events
+  taken but before that window leave it at once and are reported LATE. Lateness
+  itself is judged against the creator's watermark, not the flush's stream time, so
+  that which events count never depends on how far other partitions had got (replay
+  equals live).
 * **One record per id.** Records are keyed by a 64-bit hash of their id. Versions of
   one record are totally ordered (post: newer `observed_at`, then larger counters,
   then the other fields; tag: its fields; order: status placed < cancelled <
@@ -95,9 +104,11 @@ def merge(
     window_days: int,
     seen: Rows | None = None,
     seen_days: int = 0,
+    stream_ms: Ints | int | None = None,
 ) -> Merged:
     """The records of `columns` (creators 0..n-1 with `heads`) after the events of `new`;
-    `seen` holds the creators' ids of records that already left the window."""
+    `seen` holds the creators' ids of records that already left the window, `stream_ms`
+    the stream time (one for all, or one per creator; None: the creators' own times)."""
     n = len(heads)
     ranks = vocab.ranks()
     seen = np.empty(0, SEEN) if seen is None else seen
@@ -110,6 +121,12 @@ def merge(
     kept = ~late
     watermark = heads.watermark.copy()
     np.maximum.at(watermark, new.creator[kept], new.time_ms[kept])
+    if stream_ms is not None:
+        # The window ends on the stream's day at the earliest: the floor is the start of
+        # that day (UTC), so a card's date does not depend on when in the day it was
+        # scored. A creator with no state and no kept event (watermark 0) gets none.
+        floor = np.asarray(stream_ms, dtype=np.int64) // DAY_MS * DAY_MS
+        watermark = np.where(watermark > 0, np.maximum(watermark, floor), watermark)
     region, region_ms = _region(heads, new.posts, ranks)
 
     posts = _merge_section(columns.posts, new.posts, late, outcomes, _post_version, ranks, POST)
@@ -135,6 +152,10 @@ def merge(
     )
     took = outcomes <= Outcome.UPDATED
     changed[new.creator[took]] = True
+    if stream_ms is not None and len(new):
+        # Taken, but before the window that ends on the stream's day: gone at once, and
+        # counted as late (their ids are recognised like any record that left the window).
+        outcomes[took & (new.time_ms // DAY_MS < first[new.creator])] = Outcome.LATE
     return Merged(
         Heads(watermark, region, region_ms),
         Columns(posts, tags, orders),

@@ -115,6 +115,13 @@ class Scores:
     influence_by_content_type: Floats  # per totals.by_content_type slice
     overall_by_content_type: Floats
 
+    @property
+    def active(self) -> Flags:
+        """Per creator: its window holds a post, tag or order (else it is inactive: its card
+        still has scores, from no data, but it stands on no leaderboard)."""
+        active: Flags = self.totals.records > 0
+        return active
+
     def by_theme(self, i: int, vocab: Vocabulary) -> tuple[dict[str, float], dict[str, float]]:
         """Creator i's influence and overall per theme, in theme name order."""
         return self._slices(self.totals.by_theme, i, vocab, self.influence_by_theme,

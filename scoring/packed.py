@@ -506,6 +506,24 @@ def decode_each(values: Sequence[bytes], vocab: Vocabulary) -> tuple[Heads, Colu
     return (*place(heads, columns, np.array(where, dtype=np.int64), len(values)), problems)
 
 
+def watermark_of(value: bytes) -> int:
+    """The watermark (epoch ms) of a state, read from its header without decoding the rest.
+
+    ValueError for what is not a state of this format (as `decode` says, in more words).
+    """
+    data = bytes(value)
+    if len(data) < 8 + _HEADER.size or data[:2] != MAGIC or data[2] != FORMAT:
+        raise ValueError("not a creator state of this format")
+    if data[3] & FLAG_ZLIB:
+        head = zlib.decompressobj().decompress(data[4:-4], _HEADER.size)
+    else:
+        head = data[4 : 4 + _HEADER.size]
+    if len(head) < 8:
+        raise ValueError("state header truncated")
+    watermark: int = struct.unpack_from("<q", head)[0]
+    return watermark
+
+
 def _parse(value: bytes, vocab: Vocabulary) -> _Parsed:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise ValueError(f"expected bytes, got {type(value).__name__}")

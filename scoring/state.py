@@ -75,8 +75,11 @@ class CreatorState:
         validated event has."""
         return self.apply_all([event], params)[0]
 
-    def apply_all(self, events: Sequence[Event], params: Params) -> list[Outcome]:
-        """Fold events in as one flush (the outcome of each, in order)."""
+    def apply_all(
+        self, events: Sequence[Event], params: Params, stream_ms: int | None = None
+    ) -> list[Outcome]:
+        """Fold events in as one flush (the outcome of each, in order), the stream being at
+        `stream_ms` (None: the creator's own newest event; see `scoring.merge`)."""
         for e in events:
             if e.creator_id != self.creator_id:
                 raise ValueError(
@@ -85,9 +88,20 @@ class CreatorState:
         if not events:
             return []
         new = arrivals([(0, e) for e in events], self.vocab)
-        merged = merge_columns(self.heads, self.columns, new, self.vocab, params.window_days)
+        merged = merge_columns(self.heads, self.columns, new, self.vocab, params.window_days,
+                               stream_ms=stream_ms)  # fmt: skip
         self.heads, self.columns = merged.heads, merged.columns
         return [Outcome(o) for o in merged.outcomes.tolist()]
+
+    def roll(self, stream_ms: int, params: Params) -> bool:
+        """Move the window's end to the stream time `stream_ms`, with no event: the days
+        before the new window fall out (what the day-boundary sweep does). Returns whether
+        the state changed. A creator with no state yet has no window to move."""
+        empty = arrivals([], self.vocab)
+        merged = merge_columns(self.heads, self.columns, empty, self.vocab, params.window_days,
+                               stream_ms=stream_ms)  # fmt: skip
+        self.heads, self.columns = merged.heads, merged.columns
+        return bool(merged.changed.any())
 
     def scores(self, params: Params) -> Scores:
         """Every figure and score, as of the watermark's day (creator 0 of the result)."""
@@ -111,7 +125,7 @@ class CreatorState:
 
 
 def score(state: CreatorState, params: Params) -> ScoreCard:
-    """The creator's card as of its watermark."""
+    """The creator's card as of its watermark (roll it first to score it at a stream time)."""
     return card_of(
         state.scores(params), 0, state.creator_id, state.region, state.watermark_ms, state.vocab
     )

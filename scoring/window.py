@@ -111,6 +111,9 @@ class Totals:
     net_usd: Floats
     by_theme: Slices
     by_content_type: Slices
+    #: Posts, tags and orders in the window: 0 is an inactive creator (it has left the
+    #: leaderboards until it has records again).
+    records: Ints
 
 
 def window_totals(columns: Columns, last_day: Ints, vocab: Vocabulary, params: Params) -> Totals:
@@ -225,6 +228,7 @@ def window_totals(columns: Columns, last_day: Ints, vocab: Vocabulary, params: P
         by_content_type=Slices(
             type_slices[0], type_slices[1], _cells(by_type, peers, type_cells), order_type
         ),
+        records=np.bincount(np.concatenate((pc, tc, oc)), minlength=n),
     )
 
 

@@ -52,6 +52,7 @@ from streams.sinks.base import UnwritableError
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
 from streams.state_store import TableStore
+from streams.sweep import StreamClock, Sweeper
 from streams.topics import TopicLayoutError, check_topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,7 @@ def install_pipeline(
         producer = build_producer(settings)
         await producer.start()
         repairing: asyncio.Future[None] | None = None
+        sweeping: asyncio.Future[None] | None = None
         try:
             pipeline = Pipeline(
                 config,
@@ -238,14 +240,23 @@ def install_pipeline(
             )  # fmt: skip
             if settings.redis_repair_interval_s:
                 repairing = asyncio.ensure_future(repair.run(settings.redis_repair_interval_s))
+            # Rolls every held creator's window with the stream time (streams.sweep).
+            sweeper = Sweeper(
+                pipeline, TableStore(bundle.table, producer, settings.topic_partitions),
+                settings.topic_partitions, owned, repair.exclusive,
+                clock=StreamClock(redis, Keys(settings.redis_prefix)),
+            )  # fmt: skip
+            if settings.sweep_interval_s:
+                sweeping = asyncio.ensure_future(sweeper.run(settings.sweep_interval_s))
             # The consumer bypasses the stream (streams.batching): fetches arrive whole.
             sizer = BatchSizer(batch_size, settings.batch_target_s)
             await _drain_ingest(app, ingest, pipeline, sizer, repair.exclusive, health)
         finally:
-            if repairing is not None:
-                repairing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await repairing
+            for task in (repairing, sweeping):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await producer.stop()
             await redis.aclose()
 

@@ -72,3 +72,12 @@ class Keys:
 
     def markers_pattern(self) -> str:
         return f"{self.prefix}meta:published:*"
+
+    def stream_time(self) -> str:
+        """The stream time (epoch ms) all workers have reached: a one-member sorted set that
+        only ever grows (`ZADD GT`), read by workers and by readers (`streams.sweep`)."""
+        return f"{self.prefix}meta:stream-time"
+
+    def rescore(self) -> str:
+        """An operator's request for a full re-score and its progress (`creator-scores rescore`)."""
+        return f"{self.prefix}meta:rescore"

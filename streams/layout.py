@@ -57,6 +57,7 @@ def creator_fields(
     fields["updated_at"] = str(updated_at_ms)
     fields["model_version"] = card.model_version
     fields["basis"] = basis_json(card) if basis is None else basis
+    fields["active"] = "1" if card.active else "0"
     return fields
 
 
@@ -85,8 +86,11 @@ def board_scores(card: ScoreCard) -> dict[str, float]:
     """Every board the creator belongs to (id without prefix) and its score there.
 
     Headline boards exist globally and for the creator's region; the breakdown scores
-    also get per-theme and per-content-type boards, for both of those regions.
+    also get per-theme and per-content-type boards, for both of those regions. An
+    inactive creator (nothing in its window) is on none.
     """
+    if not card.active:
+        return {}
     regions = (GLOBAL_REGION,) if card.region == GLOBAL_REGION else (GLOBAL_REGION, card.region)
     boards: dict[str, float] = {}
     values = card.values()

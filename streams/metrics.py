@@ -182,6 +182,35 @@ REDIS_REPUBLISHED_CREATORS = Counter(
     "Creators whose full card a republish wrote to Redis again.",
     registry=REGISTRY,
 )
+STREAM_TIME = Gauge(
+    "creator_scores_stream_time_seconds",
+    "The stream time this worker scores at (Unix seconds): the newest event time of the "
+    "whole stream; windows end there (docs/scoring.md, Stream time).",
+    registry=REGISTRY,
+)
+SWEPT = Counter(
+    "creator_scores_swept_creators",
+    "Held creators a sweep looked at (whether or not they were due).",
+    registry=REGISTRY,
+)
+RESCORED = Counter(
+    "creator_scores_rescored_creators",
+    "Creators re-scored without events of their own, by cause: window_rolled (stream time "
+    "entered a new UTC day) or model_rollout (last scored with another model version).",
+    ["cause"],
+    registry=REGISTRY,
+)
+SWEEP_REMAINING = Gauge(
+    "creator_scores_sweep_remaining_creators",
+    "Held creators the sweep under way has still to look at (0: none under way).",
+    registry=REGISTRY,
+)
+SWEEPS = Counter(
+    "creator_scores_sweeps",
+    "Completed sweeps over every held creator (a day boundary, a model rollout, or an "
+    "operator's `creator-scores rescore`).",
+    registry=REGISTRY,
+)
 LAST_REDIS_WRITE = Gauge(
     "creator_scores_last_redis_write_timestamp_seconds",
     "Unix time of the last successful Redis write.",

@@ -55,7 +55,7 @@ from scoring.events import Event, EventKind
 from scoring.merge import Outcome, merge
 from scoring.model import score_totals
 from scoring.names import UNKNOWN_REGION
-from scoring.packed import NewerFormatError, decode_each, encode
+from scoring.packed import NewerFormatError, decode_each, encode, watermark_of
 from scoring.params import Params
 from scoring.validate import ValidationError
 from scoring.vocab import NONE, Vocabulary
@@ -103,6 +103,10 @@ class PipelineConfig:
     max_record_bytes: int = 1_000_000
     #: A creator's state is kept under this many bytes (oldest days dropped first).
     max_state_bytes: int = 900_000
+    #: Windows end at the stream time (docs/scoring.md, "Stream time"). False: at each
+    #: creator's own newest event, as `scoring.state` scores one creator alone (tools and
+    #: tests that compare the bulk path with it).
+    stream_time: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, rekeyed_topic: str) -> PipelineConfig:
@@ -185,7 +189,9 @@ class _Output:
 
     snapshots: list[CreatorSnapshot] = field(default_factory=list)
     records: list[OutboundRecord] = field(default_factory=list)
-    writes: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: (key, new value), or (key, None): the creator's state is deleted (a tombstone).
+    writes: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
     published: list[_Published] = field(default_factory=list)
     #: What the written states hold, decoded: (creator ids, values, heads, rows).
     decoded: list[tuple[list[str], list[bytes], Heads, Columns]] = field(default_factory=list)
@@ -195,6 +201,7 @@ class _Output:
         self.snapshots.extend(other.snapshots)
         self.records.extend(other.records)
         self.writes.extend(other.writes)
+        self.deleted.extend(other.deleted)
         self.published.extend(other.published)
         self.decoded.extend(other.decoded)
         r, o = self.result, other.result
@@ -230,10 +237,25 @@ class Pipeline:
         self._vocab = Vocabulary() if vocab is None else vocab
         self._cache = RowCache(0) if cache is None else cache
         self._misrouted_topics: set[str] = set()  # topics already logged (once each)
+        #: The stream time: the newest event time of the stream (-1: none seen yet).
+        self._stream_ms = -1
 
     @property
     def cache(self) -> RowCache:
         return self._cache
+
+    @property
+    def stream_ms(self) -> int:
+        """The stream time in epoch ms (-1 before any event): windows end there (see
+        docs/scoring.md, "Stream time"). It moves with this worker's events and with what
+        `observe_stream_time` reports from the rest of the stream; it never goes back."""
+        return self._stream_ms
+
+    def observe_stream_time(self, ms: int) -> None:
+        """The stream has reached `ms` (seen by another worker, or stored)."""
+        if ms > self._stream_ms:
+            self._stream_ms = ms
+            metrics.STREAM_TIME.set(ms / 1000.0)
 
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         """Run one flush to the end: sinks written, then the state table."""
@@ -243,20 +265,85 @@ class Pipeline:
         out.result.records = len(records)
         work = await self._decode_all(records, now_ms, out)
         self._flush(work, now_ms, out)
-        result = out.result
-        result.creators = len(work)
+        out.result.creators = len(work)
+        written_at = await self._write(out)
+        self._observe(records, out.result, out.published, written_at,
+                      time.perf_counter() - started)  # fmt: skip
+        return out.result
 
+    async def sweep(self, keys: Sequence[bytes], *, rescore: bool = False) -> BatchResult:
+        """Re-score the creators of `keys` that are due, and write them as a flush does.
+
+        Due: the stream time has entered a later UTC day than the creator's window ends
+        on (its window lost a day: "window_rolled"), or the creator was last scored with
+        another model version ("model_rollout"). Each is merged with no events at the
+        stream time, scored, published where its card moved, and written back (or, with
+        nothing left in its window and no ids to recognise, deleted: a tombstone). A
+        creator swept once is not due again until the next day or model, so a slice done
+        twice (a restart in the middle of a sweep) changes nothing the second time.
+        With `rescore` every creator is due ("rescore": an operator asked for it).
+        """
+        started = time.perf_counter()
+        stream_ms = self._stream_ms
+        stream_day = stream_ms // DAY_MS if stream_ms >= 0 else -1
+        model_version = self._params.model_version
+        due: list[str] = []
+        causes: dict[str, str] = {}
+        for key in keys:
+            value = self._table.get(key)
+            if value is None:
+                continue
+            try:
+                model, state = envelope.unwrap(value)
+                watermark = watermark_of(state)
+            except ValueError:
+                continue  # unreadable: its next event starts it afresh (and says so)
+            if model != model_version:
+                cause = "model_rollout"
+            elif watermark // DAY_MS < stream_day:
+                cause = "window_rolled"
+            elif rescore:
+                cause = "rescore"
+            else:
+                continue
+            creator_id = key.decode(errors="replace")
+            due.append(creator_id)
+            causes[creator_id] = cause
+        out = _Output()
+        if due:
+            now_ms = int(self._clock() * 1000)
+            try:
+                self._flush_creators(due, {}, now_ms, out, causes)
+            except NewerFormatError:
+                raise
+            except Exception:
+                # A bug, not data: the creators stay as they are (their next event or the
+                # next sweep scores them), and the worker goes on.
+                log.exception("sweep of %d creators failed; they are left as they are", len(due))
+                return BatchResult()
+            out.result.creators = len(due)
+            await self._write(out)
+        metrics.SWEPT.inc(len(keys))
+        for cause, count in Counter(causes.values()).items():
+            metrics.RESCORED.labels(cause).inc(count)
+        log.debug("sweep of %d creators: %d due, %.3fs", len(keys), len(due),
+                  time.perf_counter() - started)  # fmt: skip
+        return out.result
+
+    async def _write(self, out: _Output) -> float:
+        """Sinks first, then the state table (see the module docstring); returns when the
+        sinks were done (for the freshness metrics)."""
         await asyncio.gather(self._redis.write(out.snapshots), self._kafka.write(out.records))
         written_at = self._clock()
-
         # Only now, with the sinks done, does the state move on (see the module docstring).
         await self._table.put_many(out.writes)
         for written_ids, values, heads, columns in out.decoded:
             self._cache.put_flush(written_ids, values, self._params.model_version, heads, columns)
-        result.states_written = len(out.writes)
-        result.snapshots_written = len(out.snapshots)
-        self._observe(records, result, out.published, written_at, time.perf_counter() - started)
-        return result
+        for creator_id in out.deleted:
+            self._cache.drop(creator_id)
+        out.result.states_written = len(out.writes)
+        out.result.snapshots_written = len(out.snapshots)
+        return written_at
 
     # ---------------------------------------------------------------- decode / route
 
@@ -422,20 +509,36 @@ class Pipeline:
             out.absorb(part)
 
     def _flush_creators(
-        self, ids: list[str], work: Mapping[str, list[_Item]], now_ms: int, out: _Output
+        self,
+        ids: list[str],
+        work: Mapping[str, list[_Item]],
+        now_ms: int,
+        out: _Output,
+        causes: Mapping[str, str] | None = None,
     ) -> None:
+        """Merge, score and publish `ids`' creators with their events in `work` (none for a
+        creator `work` lacks). `causes` names the creators re-scored without events of their
+        own (`sweep`): each is scored even if nothing moved, and its change says why."""
         params, vocab = self._params, self._vocab
         keys = [creator_id.encode() for creator_id in ids]
         heads, columns, models, seen = self._load(ids, keys)
 
-        items = [item for creator_id in ids for item in work[creator_id]]
-        owners = [i for i, creator_id in enumerate(ids) for _ in work[creator_id]]
+        items = [item for creator_id in ids for item in work.get(creator_id, ())]
+        owners = [i for i, creator_id in enumerate(ids) for _ in work.get(creator_id, ())]
         new, items, owners = self._arrivals(items, owners, now_ms, out)
-        merged = merge(heads, columns, new, vocab, params.window_days, seen, params.seen_days)
+        stream_ms = self._stream_ms if self._stream_ms >= 0 and self._config.stream_time else None
+        merged = merge(heads, columns, new, vocab, params.window_days, seen, params.seen_days,
+                       stream_ms)  # fmt: skip
         outcomes = merged.outcomes.tolist()
         self._count(items, outcomes, out.result)
+        if len(merged.heads):
+            self.observe_stream_time(int(merged.heads.watermark.max()))
 
-        changed = np.flatnonzero(merged.changed)
+        flags = merged.changed
+        if causes:
+            flags = flags.copy()
+            flags[[i for i, creator_id in enumerate(ids) if creator_id in causes]] = True
+        changed = np.flatnonzero(flags)
         if not len(changed):
             return
         # The cards before (where this model can recompute them) and after, scored together.
@@ -448,7 +551,7 @@ class Pipeline:
         both_heads, both_columns = stack(before, after)
         totals = window_totals(both_columns, both_heads.watermark // DAY_MS, vocab, params)
         scores = score_totals(totals, params)
-        published = self._published(ids, changed, comparable, models, both_heads)
+        published = self._published(ids, changed, comparable, models, both_heads, causes)
         planned = plan(scores, published, vocab, now_ms)
         out.snapshots.extend(planned.snapshots)
         publishing = [p for p, same in zip(published, planned.unchanged, strict=True) if not same]
@@ -471,9 +574,27 @@ class Pipeline:
             envelope.wrap(params.model_version, state, kept)
             for state, kept in zip(states, _seen_of(merged.seen, changed), strict=True)
         ]
-        out.decoded.append(([ids[i] for i in changed.tolist()], values, after[0], after[1]))
+        # A creator with nothing in its window and no ids left to recognise is deleted (a
+        # tombstone, which compaction removes from the changelog); its hash says inactive.
+        empty = (~scores.active[len(comparable) :]).tolist()
+        gone = [
+            j for j, kept in enumerate(_seen_of(merged.seen, changed)) if empty[j] and kept is None
+        ]
+        held = np.delete(np.arange(len(changed)), gone)
+        if gone:
+            kept = held.tolist()
+            held_heads, held_columns = select(after[0], after[1], held)
+            held_ids = [ids[changed[j]] for j in kept]
+            out.decoded.append((held_ids, [values[j] for j in kept], held_heads, held_columns))
+        else:
+            out.decoded.append(([ids[i] for i in changed.tolist()], values, after[0], after[1]))
+        gone_set = set(gone)
         for j, i in enumerate(changed.tolist()):
-            out.writes.append((keys[i], values[j]))
+            if j in gone_set:
+                out.writes.append((keys[i], None))
+                out.deleted.append(ids[i])
+            else:
+                out.writes.append((keys[i], values[j]))
             if planned.unchanged[j]:
                 continue  # new facts, the same card: the state moves on, Redis stays as it is
             applied = taken.get(i, [])
@@ -534,6 +655,7 @@ class Pipeline:
         comparable: list[int],
         models: list[str | None],
         heads: Heads,
+        causes: Mapping[str, str] | None = None,
     ) -> list[Published]:
         """Where each changed creator's cards are in the flush's scores (the previous ones
         first, for the creators whose previous card this model can recompute)."""
@@ -556,6 +678,7 @@ class Pipeline:
                     as_of_ms=watermarks[offset + j],
                     old_as_of_ms=-1 if old < 0 else watermarks[old],
                     old_model=model if model is not None and model != model_version else None,
+                    cause=causes.get(ids[i], "events") if causes else "events",
                 )
             )
         return out

@@ -67,6 +67,8 @@ def plan(
     types = _SliceMoves(scores.totals.by_content_type, scores.influence_by_content_type,
                         scores.overall_by_content_type, new, old, vocab)  # fmt: skip
     region_moved = [p.region != p.old_region for p in published]
+    active_new = scores.active[new].tolist()
+    active_old = scores.active[old_or_new].tolist()
     unchanged: list[bool] = []
     out: list[CreatorSnapshot] = []
     headline_lists = headline_new.tolist()
@@ -75,6 +77,11 @@ def plan(
     provisional = scores.provisional[new].tolist()
     model_version = scores.model.params.model_version
     for j, p in enumerate(published):
+        if known[j] and not active_new[j] and not active_old[j]:
+            # Inactive before and after (the window rolled over nothing): no board, and the
+            # hash already says so; only the card's date would move.
+            unchanged.append(True)
+            continue
         if (
             known[j]
             and not basis_moved[j]
@@ -106,7 +113,12 @@ def plan(
             fields["model_version"] = model_version
         if basis_moved[j]:
             fields["basis"] = orjson.dumps(scores.basis(p.new)).decode()
-        if not known[j]:
+        if not known[j] or active_new[j] != active_old[j]:
+            fields["active"] = "1" if active_new[j] else "0"
+        if not active_new[j]:
+            # Inactive: on no board. The sink asks Redis which boards it is on, and leaves them.
+            out.append(CreatorSnapshot(p.creator_id, fields, {}, previous_known=False))
+        elif not known[j] or not active_old[j]:
             boards = _all_boards(p.region, values, themes.entries(j), types.entries(j))
             out.append(CreatorSnapshot(p.creator_id, fields, boards, previous_known=False))
         elif region_moved[j]:

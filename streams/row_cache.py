@@ -101,6 +101,12 @@ class RowCache:
             oldest = next(iter(entries))
             self.bytes -= entries.pop(oldest).size
 
+    def drop(self, creator_id: str) -> None:
+        """Forget a creator (its state was deleted)."""
+        entry = self._entries.pop(creator_id, None)
+        if entry is not None:
+            self.bytes -= entry.size
+
     def clear(self) -> None:
         self._entries.clear()
         self.bytes = 0

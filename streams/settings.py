@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # How often a worker checks that Redis still holds its partitions' creators, seconds
     # (streams.repair: a Redis that lost its data is written again from the state; 0: never).
     redis_repair_interval_s: float = Field(default=5.0, ge=0)
+    # How often a worker shares the stream time through Redis and checks whether its
+    # creators' windows must roll (a new UTC day) or a new model reach them, seconds
+    # (streams.sweep; 0: never, and windows roll only with each creator's own events).
+    sweep_interval_s: float = Field(default=2.0, ge=0)
 
     # Local stack (`creator-scores stack ...`).
     stack_dir: Path = Path(".stack")

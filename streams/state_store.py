@@ -32,7 +32,9 @@ class StateStore(Protocol):
 
     def get(self, key: bytes, /) -> bytes | None: ...
 
-    async def put_many(self, items: Sequence[tuple[bytes, bytes]], /) -> None: ...
+    async def put_many(self, items: Sequence[tuple[bytes, bytes | None]], /) -> None:
+        """Write every (key, value); a None value deletes the key."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -40,8 +42,12 @@ class StateStore(Protocol):
 class DictStore(dict[bytes, bytes]):
     """A state store in a dict (unit tests, tools): no changelog."""
 
-    async def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> None:
-        self.update(items)
+    async def put_many(self, items: Sequence[tuple[bytes, bytes | None]]) -> None:
+        for key, value in items:
+            if value is None:
+                self.pop(key, None)
+            else:
+                self[key] = value
 
 
 class TableStore:
@@ -75,9 +81,11 @@ class TableStore:
         """The keys held now, as a list: flushes may write while the caller goes through them."""
         return [bytes(key) for key in self._store]
 
-    async def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+    async def put_many(self, items: Sequence[tuple[bytes, bytes | None]]) -> None:
         """Append every item's changelog record, wait until the broker has them all, then
-        keep the values (a failed send is retried, only the batches that failed)."""
+        keep the values (a failed send is retried, only the batches that failed). A None
+        value deletes the key: its changelog record is a tombstone, which compaction
+        removes, and which recovery applies as a deletion."""
         if not items:
             return
         started = time.perf_counter()
@@ -98,11 +106,15 @@ class TableStore:
             raise UnwritableError(
                 f"the broker refused {len(refused)} state changelog records for good, so this "
                 f"batch cannot be acknowledged; the first, creator {key[:200]!r} "
-                f"({len(first.record[1]):,} bytes): {type(first.error).__name__}: {first.error}. "
+                f"({len(first.record[1] or b''):,} bytes): "
+                f"{type(first.error).__name__}: {first.error}. "
                 f"Raise max.message.bytes of {topic!r} (and the producer's max batch size)"
             )
         store = self._store
         for key, value in items:
-            store[key] = value
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
         metrics.CHANGELOG_WRITTEN.inc(len(items))
         metrics.CHANGELOG_WRITE_SECONDS.observe(time.perf_counter() - started)

@@ -41,7 +41,7 @@ from streams.sinks.base import Backoff, OutboundRecord, UnwritableError
 log = logging.getLogger(__name__)
 
 #: (key, value, timestamp in ms or None): one record of a batch.
-Record = tuple[bytes | None, bytes, int | None]
+Record = tuple[bytes | None, bytes | None, int | None]
 
 
 def build_producer(settings: Settings) -> AIOKafkaProducer:
@@ -242,7 +242,8 @@ class KafkaSink:
         if dead_topic is None or any(r.topic == dead_topic for r in refused):
             raise UnwritableError(
                 f"{len(refused)} records refused for good; the first to {first.topic!r} "
-                f"({len(first.record[1]):,} bytes): {type(first.error).__name__}: {first.error}"
+                f"({len(first.record[1] or b''):,} bytes): {type(first.error).__name__}: "
+                f"{first.error}"
             )
         now_ms = int(self._clock() * 1000)
         letters = []
@@ -250,15 +251,15 @@ class KafkaSink:
             key, value, _ = r.record
             letters.append(
                 OutboundRecord(
-                    dead_topic, dead_letter_key(key), refused_value(r.topic, key, value, r.error,
-                                                                    now_ms=now_ms)
+                    dead_topic, dead_letter_key(key), refused_value(r.topic, key, value or b"",
+                                                                    r.error, now_ms=now_ms)
                 )
             )  # fmt: skip
             metrics.DEAD_LETTERS.labels(r.topic, UNWRITABLE).inc()
         log.error(
             "%d records refused by the broker for good, dead-lettered to %r instead; the "
             "first to %r (%s bytes): %s: %s",
-            len(refused), dead_topic, first.topic, f"{len(first.record[1]):,}",
+            len(refused), dead_topic, first.topic, f"{len(first.record[1] or b''):,}",
             type(first.error).__name__, first.error,
         )  # fmt: skip
         self._dead_letter_topic = None  # a dead letter refused in turn is not dead-lettered

@@ -45,12 +45,11 @@ async def test_hostile_records_are_dead_lettered_and_the_rest_matches(
     assert outcome.dead_letters_expected >= 20, outcome.notes
 
 
-# This scenario found the takeover defect (docs/reliability.md, "Findings"). Records taken
-# during a rebalance were dropped (a gap no commit passed: partitions stalled for good) or
-# scored against a state still being recovered; `streams.batching.when_ready` holds them
-# now, and no run has stalled since. A second, rarer loss remains (one or two creators'
-# cards short of a few dozen events, some runs): not strict until it is found and fixed.
-@pytest.mark.xfail(reason="kill -9 takeover: rare lost events, docs/reliability.md", strict=False)
+# This scenario found the takeover defects (docs/reliability.md, "Findings"): records taken
+# during a rebalance dropped or scored against a state still recovering (fixed by
+# `streams.batching.when_ready`), records a kept partition dropped as stale before any
+# commit (`BatchConsumer.perform_seek`), and changelog records a rebalance dropped in the
+# middle of a recovery (`BatchConsumer._mend_recovery`).
 async def test_kill9_of_one_of_three_workers_matches_undisturbed_run(
     stack_settings: Settings, unique: str, tmp_path: Path
 ) -> None:

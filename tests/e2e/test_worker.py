@@ -57,6 +57,11 @@ def expected_cards(
         assert not isinstance(event, ValidationError), event
         state = states.setdefault(event.creator_id, CreatorState.new(event.creator_id))
         state.apply(event, params)
+    # Every window ends at the stream time: the newest event time of all (the sweep rolls
+    # the windows of creators whose own events stopped earlier).
+    stream_ms = max(state.watermark_ms for state in states.values())
+    for state in states.values():
+        state.roll(stream_ms, params)
     return {creator: score(state, params) for creator, state in states.items()}
 
 
@@ -70,11 +75,14 @@ def expected_redis(cards: Mapping[str, ScoreCard], prefix: str) -> dict[str, obj
         del fields["updated_at"]
         out[keys.creator(creator)] = {k.encode(): v.encode() for k, v in fields.items()}
         mine = board_scores(card)
-        out[keys.creator_boards(creator)] = sorted((prefix + b).encode() for b in mine)
+        if mine:  # (Redis holds no empty set: an inactive creator has no membership key)
+            out[keys.creator_boards(creator)] = sorted((prefix + b).encode() for b in mine)
         for board, value in mine.items():
             boards[prefix + board][creator.encode()] = value
     for board, members in boards.items():
         out[board] = sorted(members.items(), key=lambda kv: (kv[1], kv[0]))
+    if cards:  # the stream time the workers share: every card is as of it
+        out[keys.stream_time()] = [(b"stream", float(max(c.as_of_ms for c in cards.values())))]
     return out
 
 

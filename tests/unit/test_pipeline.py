@@ -121,6 +121,7 @@ async def test_batch_groups_by_creator_and_matches_the_model() -> None:
             "event_time": str(card.as_of_ms),
             "model_version": card.model_version,
             "basis": snap.fields["basis"],
+            "active": "1",
         }
         assert snap.fields["updated_at"] == str(NOW_MS)
         # The stored basis writes the model's explanations, word for word.

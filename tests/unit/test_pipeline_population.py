@@ -36,6 +36,9 @@ CONFIG = PipelineConfig(
     changes_topic="changes",
     dead_letter_topic="dead",
     change_threshold=1.0,
+    # The recorded cards score each creator alone, as of its own events: this compares the
+    # bulk path with those rules (stream time has tests of its own, test_stream_time.py).
+    stream_time=False,
 )
 
 

@@ -1,0 +1,204 @@
+"""Time moves scores: every held creator's window follows the stream time, without events.
+
+A creator is scored as of the stream time (docs/scoring.md, "Stream time"), but a flush
+only scores the creators it has events for. A creator that went quiet would keep its
+last card, and its places on the boards, for ever. So when the stream time enters a new
+UTC day, each worker re-scores every creator it holds whose window ends on an earlier
+day (`Pipeline.sweep`): older days fall out, the cards move and are published with the
+cause "window_rolled", a creator with nothing left in its window leaves every board
+(its hash says `active` 0) and, once it has no ids left to recognise either, its state
+is deleted. The same pass re-scores every creator last scored with another model version
+("model_rollout"), so a new model reaches all creators, not only those with new events;
+and an operator can ask for a full pass (`creator-scores rescore`, "rescore").
+
+The stream time is the newest event time of the whole stream. A worker sees only its
+partitions, so the workers share it through Redis (`Keys.stream_time`: `ZADD GT`, it
+only grows): a worker whose partitions are quiet still rolls its creators' windows.
+
+A pass runs in slices between batches (the agent's batches and the slices take turns on
+`exclusive`, as the Redis repair's do), so live events keep their freshness. It needs no
+bookkeeping to survive a restart or a rebalance: a creator swept is no longer due, so a
+slice done again changes nothing, and a worker that starts (or gets new partitions) runs
+a pass over what it holds, which finds whatever an interrupted pass left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from scoring.columns import DAY_MS
+from streams import metrics
+from streams.keys import Keys
+from streams.partitioning import partitions_for
+from streams.pipeline import BatchResult, Pipeline
+from streams.repair import HeldStates, Ownership
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_SLICE", "Pass", "StreamClock", "Sweeper"]
+
+#: Creators looked at per slice: a few milliseconds when none is due.
+DEFAULT_SLICE = 2000
+#: The member of the stream-time sorted set.
+_MEMBER = "stream"
+
+
+class StreamClock:
+    """The stream time, shared between workers through Redis."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._redis = client
+        self._key = keys.stream_time()
+
+    async def sync(self, pipeline: Pipeline) -> int:
+        """Publish the pipeline's stream time and take the stream's; returns the latter."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if pipeline.stream_ms >= 0:
+                pipe.zadd(self._key, {_MEMBER: pipeline.stream_ms}, gt=True)
+            pipe.zscore(self._key, _MEMBER)
+            replies = await pipe.execute()
+        shared = replies[-1]
+        if shared is not None:
+            pipeline.observe_stream_time(int(shared))
+        return pipeline.stream_ms
+
+
+async def read_stream_time(client: Redis, keys: Keys) -> int | None:
+    """The stream time the workers have reached (epoch ms), None before any event."""
+    score = await client.zscore(keys.stream_time(), _MEMBER)
+    return None if score is None else int(score)
+
+
+@dataclass
+class Pass:
+    """What one sweep over the held creators did."""
+
+    looked_at: int = 0
+    rescored: int = 0
+    published: int = 0
+    deleted: int = 0
+    seconds: float = 0.0
+    complete: bool = True
+
+
+class Sweeper:
+    """Runs a pass over this worker's creators whenever one is due (see the module doc)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        states: HeldStates,
+        partitions: int,
+        owned: Ownership,
+        exclusive: asyncio.Lock,
+        *,
+        clock: StreamClock | None = None,
+        slice_size: int = DEFAULT_SLICE,
+        monotonic: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if slice_size < 1:
+            raise ValueError(f"slice_size must be at least 1, got {slice_size}")
+        self._pipeline = pipeline
+        self._states = states
+        self._partitions = partitions
+        self._owned = owned
+        self._exclusive = exclusive
+        self._clock = clock
+        self._slice = slice_size
+        self._monotonic = monotonic
+        #: (stream day, partitions owned) of the last complete pass.
+        self._done: tuple[int, frozenset[int]] | None = None
+        self._failing = False
+
+    def due(self) -> bool:
+        """Whether a pass is due: a new stream day, other partitions, or none run yet."""
+        owned = self._owned()
+        if owned is None:
+            return False
+        return self._done != (self._day(), owned)
+
+    def _day(self) -> int:
+        ms = self._pipeline.stream_ms
+        return ms // DAY_MS if ms >= 0 else -1
+
+    async def run(self, interval_s: float) -> None:
+        """Share the stream time and sweep when due, every `interval_s`, until cancelled."""
+        while True:
+            try:
+                if self._clock is not None:
+                    await self._clock.sync(self._pipeline)
+                if self.due():
+                    await self.sweep()
+            except (RedisError, OSError) as exc:
+                if not self._failing:
+                    log.warning("stream time sync or sweep failed (%s: %s); trying again "
+                                "every %gs", type(exc).__name__, exc, interval_s)  # fmt: skip
+                    self._failing = True
+            except Exception:
+                if not self._failing:
+                    log.exception("sweep failed; trying again every %gs", interval_s)
+                    self._failing = True
+            else:
+                if self._failing:
+                    log.info("stream time sync and sweep work again")
+                    self._failing = False
+            await asyncio.sleep(interval_s)
+
+    async def sweep(
+        self, *, rescore: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> Pass:
+        """One pass over every creator held for the owned partitions (see the module doc).
+
+        Stops early (`Pass.complete` false) when the partitions owned change; the next
+        pass takes up what is left. `progress(done, total)` is called after each slice.
+        """
+        started = self._monotonic()
+        owned = self._owned()
+        done = Pass(complete=False)
+        if owned is None:
+            return done
+        day = self._day()
+        keys = list(map(bytes, self._states.keys()))
+        total = len(keys)
+        metrics.SWEEP_REMAINING.set(total)
+        try:
+            for start in range(0, total, self._slice):
+                chunk = keys[start : start + self._slice]
+                async with self._exclusive:
+                    if self._owned() != owned:
+                        log.info("sweep stopped by a rebalance after %d of %d creators; the "
+                                 "next pass takes it up", start, total)  # fmt: skip
+                        return done
+                    where = partitions_for(chunk, self._partitions).tolist()
+                    mine = [k for k, p in zip(chunk, where, strict=True) if p in owned]
+                    result: BatchResult = await self._pipeline.sweep(mine, rescore=rescore)
+                done.looked_at += len(mine)
+                done.rescored += result.creators
+                done.published += result.snapshots_written
+                metrics.SWEEP_REMAINING.set(total - start - len(chunk))
+                if progress is not None:
+                    progress(start + len(chunk), total)
+                await asyncio.sleep(0)  # let batches and heartbeats through between slices
+        finally:
+            metrics.SWEEP_REMAINING.set(0)
+        done.complete = True
+        done.seconds = self._monotonic() - started
+        self._done = (day, owned)
+        metrics.SWEEPS.inc()
+        if done.rescored or rescore:
+            log.info("sweep: %d of %d held creators re-scored (stream day %s), %d cards "
+                     "published, in %.2fs", done.rescored, done.looked_at,
+                     _date(day), done.published, done.seconds)  # fmt: skip
+        return done
+
+
+def _date(day: int) -> str:
+    return "none" if day < 0 else str(np.datetime64(day, "D"))

@@ -1,0 +1,152 @@
+"""Time moves scores, on the real stack: dormant creators leave the boards when the stream
+moves on, a restart in the middle changes nothing, and a replay from offset 0 ends in the
+same Redis state as the live run (docs/scoring.md, "Stream time")."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from scoring.columns import DAY_MS
+from streams.app import rekeyed_topic_name
+from streams.keys import Keys
+from tests.e2e.test_worker import expected_cards, expected_redis, without_updated_at
+from tests.support.payloads import HOUR, order, post, tag
+from tests.support.redis import dump_prefix
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Produced, WorkerEnv
+
+pytestmark = pytest.mark.e2e
+
+EARLY = ("cr-quiet-1", "cr-quiet-2", "cr-both")
+LATER = ("cr-both", "cr-new")
+
+
+def _events(
+    now_ms: int,
+) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]:
+    """Events 40 days ago for EARLY, events of today for LATER (ids kept apart)."""
+    then = now_ms - 40 * DAY_MS
+    early: list[tuple[str, dict[str, Any]]] = []
+    for c in EARLY:
+        for n in range(5):
+            early.append(("post", post(c, n, posted_at=then - n * 5 * HOUR)))
+            early.append(("tag", tag(c, n, tagged_at=then - n * 5 * HOUR + 1000)))
+        early.append(("order", order(c, 0, ordered_at=then - HOUR)))
+    later: list[tuple[str, dict[str, Any]]] = []
+    for c in LATER:
+        for n in range(10, 15):
+            later.append(("post", post(c, n, posted_at=now_ms - (n - 9) * 5 * HOUR)))
+        later.append(("order", order(c, 10, ordered_at=now_ms - 2 * HOUR)))
+    return early, later
+
+
+def _records(env: WorkerEnv, payloads: list[tuple[str, dict[str, Any]]]) -> list[Produced]:
+    topics = {"post": env.settings.posts_topic, "tag": env.settings.tags_topic,
+              "order": env.settings.orders_topic}  # fmt: skip
+    return [(topics[k], str(p["creator_id"]).encode(), orjson.dumps(p)) for k, p in payloads]
+
+
+async def _boards(redis: Redis, keys: Keys) -> set[str]:
+    return {m.decode() for m in await redis.zrange(keys.board("overall"), 0, -1)}
+
+
+async def test_dormant_creators_leave_the_boards_and_a_replay_equals_live(
+    worker_env: WorkerEnv, now_ms: int, redis_prefix: str
+) -> None:
+    settings = worker_env.settings
+    keys = Keys(settings.redis_prefix)
+    early, later = _events(now_ms)
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        proc = worker_env.start(CREATOR_SCORES_SWEEP_INTERVAL_S="0.2")
+        await worker_env.produce(_records(worker_env, early))
+        await worker_env.wait_caught_up(sources, proc)
+        assert await _boards(redis, keys) == set(EARLY)
+
+        await worker_env.produce(_records(worker_env, later))
+        await worker_env.wait_caught_up(sources, proc)
+
+        async def quiet_ones_left() -> bool:
+            return await _boards(redis, keys) == set(LATER)
+
+        await worker_env.wait_for(quiet_ones_left, timeout=30, proc=proc,
+                                  what="the quiet creators leaving the boards")  # fmt: skip
+        for creator in ("cr-quiet-1", "cr-quiet-2"):
+            card = await redis.hgetall(keys.creator(creator))
+            assert card[b"active"] == b"0" and card[b"provisional"] == b"1"
+            assert not await redis.exists(keys.creator_boards(creator))
+        assert (await redis.hgetall(keys.creator("cr-both")))[b"active"] == b"1"
+
+        # Their score changes say why: the window rolled, and they left the boards.
+        changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in await worker_env.read_topic(settings.changes_topic, at_least=7):
+            change = orjson.loads(record.value)
+            changes[change["creator_id"]].append(change)
+        for creator in ("cr-quiet-1", "cr-quiet-2"):
+            last = changes[creator][-1]
+            assert last["cause"] == "window_rolled" and last["active"] is False, last
+            assert last["reasons"]["window"].startswith("Window rolled"), last
+        assert changes["cr-new"][-1]["cause"] == "events"
+
+        # A restart changes nothing: the new worker's pass finds nobody due.
+        live = without_updated_at(await worker_env.dump())
+        assert worker_env.stop(proc) == 0
+        proc = worker_env.start("worker2", CREATOR_SCORES_SWEEP_INTERVAL_S="0.2")
+        await worker_env.wait_caught_up(sources, proc)
+        await worker_env.wait_for(
+            lambda: _swept(worker_env, proc), timeout=30, proc=proc, what="a sweep pass"
+        )
+        assert without_updated_at(await worker_env.dump()) == live
+        assert worker_env.stop(proc) == 0
+
+        # The model's answer: every creator's events, scored as of the stream's day.
+        cards = expected_cards([*early, *later], now_ms)
+        assert live == expected_redis(cards, settings.redis_prefix)
+
+        # A replay of the same topics from offset 0, all at once (another group, another
+        # prefix): the same Redis state, although its flushes saw the events in another order.
+        replay_prefix = f"{redis_prefix.removesuffix(':')}-replay:"
+        markers = Keys(replay_prefix).markers_pattern().removesuffix("*")
+        proc = worker_env.start(
+            "replay",
+            CREATOR_SCORES_APP_ID=f"{settings.app_id}-replay",
+            CREATOR_SCORES_REDIS_PREFIX=replay_prefix,
+            CREATOR_SCORES_SWEEP_INTERVAL_S="0.2",
+        )
+
+        async def replay_done() -> bool:
+            found = await dump_prefix(redis, replay_prefix)
+            dumped = without_updated_at({k: v for k, v in found.items()
+                                         if not k.startswith(markers)})  # fmt: skip
+            return _unprefixed(dumped, replay_prefix) == _unprefixed(live, settings.redis_prefix)
+
+        await worker_env.wait_caught_up(settings.source_topics, proc)
+        await worker_env.wait_for(replay_done, timeout=60, proc=proc,
+                                  what="the replay reaching the live Redis state")  # fmt: skip
+        assert worker_env.stop(proc) == 0
+    finally:
+        await redis.aclose()
+
+
+async def _swept(env: WorkerEnv, proc: Any) -> bool:
+    try:
+        return await env.metric(proc, "creator_scores_sweeps_total") >= 1
+    except (AssertionError, OSError):  # its endpoint is not up yet
+        return False
+
+
+def _unprefixed(dump: dict[str, object], prefix: str) -> dict[str, object]:
+    """Keys without the prefix, and board memberships (which name boards) too."""
+    out: dict[str, object] = {}
+    for key, value in dump.items():
+        if isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = sorted(v.replace(prefix.encode(), b"") for v in value)
+        out[key.removeprefix(prefix)] = value
+    return out
