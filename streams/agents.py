@@ -52,7 +52,7 @@ from streams.sinks.base import UnwritableError
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
 from streams.state_store import TableStore
-from streams.sweep import StreamClock, Sweeper
+from streams.sweep import RescoreRequests, StreamClock, Sweeper
 from streams.topics import TopicLayoutError, check_topics, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,7 @@ def install_pipeline(
                 pipeline, TableStore(bundle.table, producer, settings.topic_partitions),
                 settings.topic_partitions, owned, repair.exclusive,
                 clock=StreamClock(redis, Keys(settings.redis_prefix)),
+                requests=RescoreRequests(redis, Keys(settings.redis_prefix)),
             )  # fmt: skip
             if settings.sweep_interval_s:
                 sweeping = asyncio.ensure_future(sweeper.run(settings.sweep_interval_s))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
@@ -23,6 +24,9 @@ from streams.settings import (
     load_settings,
     redacted,
 )
+
+if TYPE_CHECKING:
+    from streams.sweep import RescoreRequests
 
 
 @click.group()
@@ -413,6 +417,90 @@ def republish(settings: Settings) -> None:
             else "workers will not republish: CREATOR_SCORES_REDIS_REPAIR_INTERVAL_S is 0"
         )
     )
+
+
+@main.command("rescore")
+@click.option("--no-wait", is_flag=True, help="Ask, and exit without following the progress.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop following after this many seconds [default: until done].")  # fmt: skip
+@click.pass_obj
+def rescore(settings: Settings, no_wait: bool, timeout: float | None) -> None:
+    """Re-score every creator the workers hold, now, and follow the progress.
+
+    Each worker runs a full pass over its creators in slices between batches (as the
+    day-boundary sweep does, docs/scoring.md "Stream time"); cards that moved are
+    published with the cause "rescore". Ends when every partition is done; Ctrl-C stops
+    following, not the re-score.
+    """
+    import asyncio
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from streams.keys import Keys
+    from streams.sweep import RescoreRequests
+
+    if not settings.sweep_interval_s:
+        raise click.ClickException(
+            "workers do not sweep: CREATOR_SCORES_SWEEP_INTERVAL_S is 0; set it and restart them"
+        )
+    partitions = settings.topic_partitions
+    click.echo(f"Redis {redacted(settings.redis_url)}, prefix {settings.redis_prefix!r}, "
+               f"{partitions} partitions")  # fmt: skip
+
+    async def run() -> None:
+        client = Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=3.0)
+        requests = RescoreRequests(client, Keys(settings.redis_prefix))
+        try:
+            request = await requests.request(int(time.time() * 1000))
+            click.echo(f"asked every worker for a full re-score (request {request}); they "
+                       f"start within {settings.sweep_interval_s:g}s")  # fmt: skip
+            if not no_wait:
+                await _follow_rescore(requests, request, partitions, timeout)
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(run())
+    except (RedisError, OSError) as exc:
+        raise click.ClickException(f"cannot reach Redis at {redacted(settings.redis_url)}: "
+                                   f"{exc}") from exc  # fmt: skip
+    except KeyboardInterrupt:
+        click.echo("stopped following; the workers finish the re-score on their own")
+
+
+async def _follow_rescore(
+    requests: RescoreRequests, request: str, partitions: int, timeout: float | None
+) -> None:
+    """A progress bar (plain lines off a terminal) until every partition is done."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_line = 0.0
+    parts_text = "creators, {task.fields[parts]}/{task.fields[of]} partitions"
+    columns = (TextColumn("re-scoring"), BarColumn(), MofNCompleteColumn(), TextColumn(parts_text))
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("rescore", total=None, parts=0, of=partitions)
+        while True:
+            done, total, parts = await requests.progress(request)
+            bar.update(task, completed=min(done, total), total=total or None, parts=len(parts))
+            finished = len(parts) >= partitions
+            if not console.is_terminal and (finished or time.monotonic() - last_line >= 2.0):
+                click.echo(f"re-scoring: {min(done, total):,}/{total:,} creators, "
+                           f"{len(parts)}/{partitions} partitions")  # fmt: skip
+                last_line = time.monotonic()
+            if finished:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                click.echo(f"still running after {timeout:g}s; the workers finish it on their "
+                           "own (run rescore again to ask for another pass)")  # fmt: skip
+                return
+            await asyncio.sleep(0.5)
+    click.echo(f"done: {min(done, total):,} creators looked at in {partitions} partitions")
 
 
 @main.command("dashboard")

@@ -27,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,7 @@ from streams.repair import HeldStates, Ownership
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SLICE", "Pass", "StreamClock", "Sweeper"]
+__all__ = ["DEFAULT_SLICE", "Pass", "RescoreRequests", "StreamClock", "Sweeper"]
 
 #: Creators looked at per slice: a few milliseconds when none is due.
 DEFAULT_SLICE = 2000
@@ -69,6 +70,74 @@ class StreamClock:
         if shared is not None:
             pipeline.observe_stream_time(int(shared))
         return pipeline.stream_ms
+
+
+class RescoreRequests:
+    """An operator's request for a full re-score, and its progress, kept in Redis.
+
+    `creator-scores rescore` writes a request id (`Keys.rescore`); each worker that owns
+    partitions the request has not reached yet runs a full pass (`Sweeper.sweep` with
+    `rescore`), adds what it looked at to the request's progress, and then adds its
+    partitions to the request's set of partitions done. The request is complete when
+    every partition is in that set; a rebalance in the middle leaves some out, and
+    their new owner runs the pass for them.
+    """
+
+    #: How long a request's progress is kept, seconds.
+    KEEP_S = 7 * 24 * 3600
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._redis = client
+        self._key = keys.rescore()
+
+    def _progress(self, request: str) -> str:
+        return f"{self._key}:{request}"
+
+    def _parts(self, request: str) -> str:
+        return f"{self._key}:{request}:partitions"
+
+    async def request(self, now_ms: int) -> str:
+        """Ask for a full pass; returns the request's id."""
+        request = uuid.uuid4().hex[:16]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key, mapping={"id": request, "requested_at": now_ms})
+            pipe.hset(self._progress(request), mapping={"total": 0, "done": 0})
+            pipe.expire(self._progress(request), self.KEEP_S)
+            await pipe.execute()
+        return request
+
+    async def pending(self, owned: frozenset[int]) -> str | None:
+        """The request whose pass this worker still owes (some owned partition not done)."""
+        request = await self._redis.hget(self._key, "id")
+        if request is None:
+            return None
+        request_id = request.decode() if isinstance(request, bytes) else str(request)
+        done = await self._redis.smembers(self._parts(request_id))
+        finished = {int(p) for p in done}
+        return request_id if owned - finished else None
+
+    async def add(self, request: str, *, total: int = 0, done: int = 0) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if total:
+                pipe.hincrby(self._progress(request), "total", total)
+            if done:
+                pipe.hincrby(self._progress(request), "done", done)
+            await pipe.execute()
+
+    async def finish(self, request: str, partitions: frozenset[int]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if partitions:
+                pipe.sadd(self._parts(request), *sorted(partitions))
+            pipe.expire(self._parts(request), self.KEEP_S)
+            await pipe.execute()
+
+    async def progress(self, request: str) -> tuple[int, int, frozenset[int]]:
+        """(creators looked at, creators to look at, partitions done) of a request."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._progress(request), ["done", "total"])
+            pipe.smembers(self._parts(request))
+            (done, total), parts = await pipe.execute()
+        return int(done or 0), int(total or 0), frozenset(int(p) for p in parts)
 
 
 async def read_stream_time(client: Redis, keys: Keys) -> int | None:
@@ -101,6 +170,7 @@ class Sweeper:
         exclusive: asyncio.Lock,
         *,
         clock: StreamClock | None = None,
+        requests: RescoreRequests | None = None,
         slice_size: int = DEFAULT_SLICE,
         monotonic: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -112,6 +182,7 @@ class Sweeper:
         self._owned = owned
         self._exclusive = exclusive
         self._clock = clock
+        self._requests = requests
         self._slice = slice_size
         self._monotonic = monotonic
         #: (stream day, partitions owned) of the last complete pass.
@@ -135,7 +206,7 @@ class Sweeper:
             try:
                 if self._clock is not None:
                     await self._clock.sync(self._pipeline)
-                if self.due():
+                if not await self._answer_request() and self.due():
                     await self.sweep()
             except (RedisError, OSError) as exc:
                 if not self._failing:
@@ -152,8 +223,36 @@ class Sweeper:
                     self._failing = False
             await asyncio.sleep(interval_s)
 
+    async def _answer_request(self) -> bool:
+        """Run the full pass an operator asked for, if this worker owes one; whether it ran."""
+        requests = self._requests
+        owned = self._owned()
+        if requests is None or not owned:
+            return False
+        request = await requests.pending(owned)
+        if request is None:
+            return False
+        log.info("re-scoring every creator held (request %s from creator-scores rescore)",
+                 request)  # fmt: skip
+        reported = [-1]  # creators looked at so far (-1: the total not added yet)
+
+        async def report(done: int, total: int) -> None:
+            if reported[0] < 0:
+                await requests.add(request, total=total)
+                reported[0] = 0
+            await requests.add(request, done=done - reported[0])
+            reported[0] = done
+
+        result = await self.sweep(rescore=True, progress=report)
+        if result.complete:
+            await requests.finish(request, owned)
+        return True
+
     async def sweep(
-        self, *, rescore: bool = False, progress: Callable[[int, int], None] | None = None
+        self,
+        *,
+        rescore: bool = False,
+        progress: Callable[[int, int], Awaitable[None]] | None = None,
     ) -> Pass:
         """One pass over every creator held for the owned partitions (see the module doc).
 
@@ -185,7 +284,7 @@ class Sweeper:
                 done.published += result.snapshots_written
                 metrics.SWEEP_REMAINING.set(total - start - len(chunk))
                 if progress is not None:
-                    progress(start + len(chunk), total)
+                    await progress(start + len(chunk), total)
                 await asyncio.sleep(0)  # let batches and heartbeats through between slices
         finally:
             metrics.SWEEP_REMAINING.set(0)

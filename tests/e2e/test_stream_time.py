@@ -4,6 +4,7 @@ same Redis state as the live run (docs/scoring.md, "Stream time")."""
 
 from __future__ import annotations
 
+import subprocess
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from redis.asyncio import Redis
 from scoring.columns import DAY_MS
 from streams.app import rekeyed_topic_name
 from streams.keys import Keys
-from tests.e2e.test_worker import expected_cards, expected_redis, without_updated_at
+from tests.e2e.test_worker import CLI, expected_cards, expected_redis, without_updated_at
 from tests.support.payloads import HOUR, order, post, tag
 from tests.support.redis import dump_prefix
 
@@ -150,3 +151,36 @@ def _unprefixed(dump: dict[str, object], prefix: str) -> dict[str, object]:
             value = sorted(v.replace(prefix.encode(), b"") for v in value)
         out[key.removeprefix(prefix)] = value
     return out
+
+
+async def test_rescore_reaches_every_creator_and_reports_progress(
+    worker_env: WorkerEnv, now_ms: int
+) -> None:
+    settings = worker_env.settings
+    early, later = _events(now_ms)
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    proc = worker_env.start(CREATOR_SCORES_SWEEP_INTERVAL_S="0.2")
+    await worker_env.produce(_records(worker_env, [*early, *later]))
+    await worker_env.wait_caught_up(sources, proc)
+    await worker_env.wait_for(lambda: _swept(worker_env, proc), timeout=30, proc=proc,
+                              what="the first sweep")  # fmt: skip
+    before = without_updated_at(await worker_env.dump())
+
+    done = subprocess.run(
+        [str(CLI), "rescore", "--timeout", "60"],
+        env={**worker_env.env, "CREATOR_SCORES_SWEEP_INTERVAL_S": "0.2"},
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    held = len(EARLY) + len(LATER) - 1  # cr-both is one creator
+    assert f"done: {held} creators looked at in {settings.topic_partitions} partitions" in (
+        done.stdout
+    ), done.stdout
+    rescored = await worker_env.metric(proc, "creator_scores_rescored_creators_total")
+    assert rescored >= held
+    # Every creator was scored again, with the same model and the same events: nothing moved
+    # (beside the request and its progress).
+    after = without_updated_at(await worker_env.dump())
+    request = Keys(settings.redis_prefix).rescore()
+    assert {k: v for k, v in after.items() if not k.startswith(request)} == before
+    assert worker_env.stop(proc) == 0

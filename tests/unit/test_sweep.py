@@ -177,7 +177,7 @@ async def test_the_sweeper_goes_through_what_it_owns_in_slices_and_stops_at_a_re
     assert sweeper.due()
     seen: list[tuple[int, int]] = []
 
-    def rebalance_after_first_slice(done: int, total: int) -> None:
+    async def rebalance_after_first_slice(done: int, total: int) -> None:
         seen.append((done, total))
         owned[0] = frozenset({0})
 
