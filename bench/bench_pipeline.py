@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import json
 import subprocess
@@ -68,7 +69,11 @@ async def run_one(events: int, creators: int, config: dict[str, int]) -> dict[st
     publishes = 0
     try:
         pipeline = Pipeline(
-            PipelineConfig.from_settings(settings, "bench-rekeyed"),
+            # partitions=0: records are taken where they are (partition 0 here), not routed
+            # round the repartition topic as records on the wrong partition would be.
+            dataclasses.replace(
+                PipelineConfig.from_settings(settings, "bench-rekeyed"), partitions=0
+            ),
             load_scoring_params(settings),
             DictStore(),
             RedisSink(redis, Keys(prefix)),

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -45,7 +46,7 @@ from bench.common import (
 from bench.consumers import BASELINES, ConsumerSpec, Running, measure, worker_spec
 from bench.workload import Dataset, preload, preload_apart, scale_profile_events
 
-SCENARIOS = ("throughput", "freshness", "reads", "recovery", "state_size", "scale")
+SCENARIOS = ("throughput", "freshness", "reads", "recovery", "state_size", "scale", "sweep")
 CONSUMERS = ("pipeline", *BASELINES)
 #: Dataset label (and so topic, group and Redis prefix part) of the scale profile.
 SCALE_LABEL = "scale"
@@ -73,6 +74,8 @@ class Plan:
     scale_creators: int
     scale_events: int
     scale_deadline_s: float
+    #: the day-boundary sweep (`bench.sweep`): creators held in each pass measured
+    sweep_creators: list[int] = field(default_factory=list)
     variants: dict[str, dict[str, str]] = field(default_factory=dict)
     #: environment every worker process gets (main pipeline, freshness, recovery, variants)
     worker_env: dict[str, str] = field(default_factory=dict)
@@ -180,7 +183,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     named_consumers = [n for n in args.only if n in CONSUMERS]
     scenarios = named_scenarios or (["throughput"] if named_consumers else list(SCENARIOS))
     consumers = named_consumers or (list(CONSUMERS) if "throughput" in scenarios else [])
-    if set(scenarios) - {"throughput", "scale"} and "pipeline" not in consumers:
+    if set(scenarios) - {"throughput", "scale", "sweep"} and "pipeline" not in consumers:
         consumers.insert(0, "pipeline")  # the other scenarios build on the pipeline's run
     smoke = args.smoke
     creators = (
@@ -225,6 +228,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         scale_creators=scale_creators,
         scale_events=scale_events,
         scale_deadline_s=deadline(args, scale_events),
+        sweep_creators=[2_000] if smoke else [100_000, 1_000_000],
     )
 
 
@@ -298,11 +302,36 @@ class Runner:
         return out
 
     async def run(self) -> dict[str, Any]:
-        if set(self.plan.scenarios) - {"scale"}:
+        if set(self.plan.scenarios) - {"scale", "sweep"}:
             await self.run_datasets()
         if "scale" in self.plan.scenarios:
             await self.guarded("scale", self.scale)
+        if "sweep" in self.plan.scenarios:
+            self.results["sweep"] = []
+            for held in self.plan.sweep_creators:
+                await self.guarded(f"sweep {held}", functools.partial(self.sweep, held))
         return self.results
+
+    async def sweep(self, held: int) -> None:
+        """One day-boundary sweep over `held` creators (`bench.sweep`, its own process)."""
+        out = self.ctx.workdir / f"sweep-{held}.json"
+        smoke = self.plan.mode == "smoke"
+        command = [sys.executable, "-m", "bench.sweep", "--creators", str(held),
+                   "--live-s", "2" if smoke else "10", "--json", str(out)]  # fmt: skip
+        self.ctx.say(f"sweep: {held:,} creators held")
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "REDIS_URL": self.ctx.redis_url},
+        )
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise BenchError(f"bench.sweep exited {proc.returncode}: {err.decode()[-2000:]}")
+        figures = json.loads(out.read_text())
+        self.results["sweep"].append(figures)
+        self.ctx.say(f"sweep: {figures['sweep']['seconds']} s for {figures['held']:,} creators, "
+                     f"live p99 x{figures['p99_ratio_during_over_alone']}")  # fmt: skip
 
     async def run_datasets(self) -> None:
         """Every scenario but the scale profile, over the datasets of `plan.creators`."""

@@ -75,6 +75,9 @@ class CreatorView:
     explanations: dict[str, ExplanationView]
     extra: dict[str, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    #: False: nothing in the creator's window, it is on no leaderboard (a hash written
+    #: before the field existed counts as active).
+    active: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -88,6 +91,7 @@ class CreatorView:
             "updated_at_ms": self.updated_at_ms,
             "updated_at": _iso(self.updated_at_ms),
             "model_version": self.model_version,
+            "active": self.active,
             "explain": {
                 name: {
                     "value": e.value,
@@ -271,8 +275,11 @@ def parse_creator(
             explanations = _parse_explain(raw["explain"])
         except ValueError as exc:
             problems.append(f"explain: {exc}")
+    active = _parse_bool(raw.get("active", "1"))
+    if active is None:
+        problems.append(f"active: not a flag ({raw['active']!r})")
     known = {*SCORE_NAMES, "provisional", "confidence", "region", "event_time", "updated_at"}
-    known |= {"model_version", "explain", "basis"}
+    known |= {"model_version", "explain", "basis", "active"}
     return CreatorView(
         creator_id=creator_id,
         scores=scores,
@@ -285,6 +292,7 @@ def parse_creator(
         explanations=explanations,
         extra={k: v for k, v in raw.items() if k not in known},
         problems=tuple(problems),
+        active=active is not False,
     )
 
 
@@ -439,10 +447,12 @@ def creator_renderable(view: CreatorView) -> RenderableType:
     head = Text()
     head.append(view.creator_id, style="bold")
     head.append(f"  region {view.region or '?'}")
+    if not view.active:
+        head.append("  inactive: nothing in its window, on no leaderboard", style="red")
     if view.provisional:
         head.append("  provisional", style="yellow")
     head.append(f"  confidence {_num(view.confidence)}")
-    head.append(f"\nscores as of {_iso(view.event_time_ms) or '?'} (event time), ")
+    head.append(f"\nscores as of {_iso(view.event_time_ms) or '?'} (window end), ")
     head.append(f"written {_iso(view.updated_at_ms) or '?'}, model {view.model_version or '?'}")
 
     scores = Table(show_header=True, expand=False)

@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_SLICE", "Pass", "RescoreRequests", "StreamClock", "Sweeper"]
 
-#: Creators looked at per slice: a few milliseconds when none is due.
-DEFAULT_SLICE = 2000
+#: Creators looked at per slice: about 40 ms when all are due (bench/sweep.py: 500 keeps live
+#: freshness p99 within 1.3x of its figure without a sweep; 2,000 let it reach 2.6x).
+DEFAULT_SLICE = 500
 #: The member of the stream-time sorted set.
 _MEMBER = "stream"
 

@@ -233,6 +233,18 @@ def test_unreadable_fields_are_reported_not_raised() -> None:
     assert "unreadable field - overall" in rendered
 
 
+def test_an_inactive_creator_says_so() -> None:
+    view = parse_creator("cr-x", {"overall": "50.0", "provisional": "1", "active": "0"})
+    assert view.active is False and view.problems == ()
+    assert view.to_dict()["active"] is False
+    assert "inactive: nothing in its window, on no leaderboard" in _render(creator_renderable(view))
+    # A hash written before the field existed is active; a bad flag is a problem.
+    assert parse_creator("cr-x", {"overall": "50.0"}).active is True
+    assert parse_creator("cr-x", {"active": "perhaps"}).problems == (
+        "active: not a flag ('perhaps')",
+    )
+
+
 def test_show_command(
     stack_settings: Settings, redis_prefix: str, populated: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
