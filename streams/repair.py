@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from scoring.changes import Published
 from scoring.columns import DAY_MS
@@ -42,6 +41,7 @@ from scoring.vocab import NONE, Vocabulary
 from scoring.window import window_totals
 from streams import envelope, metrics
 from streams.keys import Keys
+from streams.periodic import run_every
 from streams.publish import plan
 from streams.sinks.base import CreatorSnapshot, SnapshotSink
 from streams.sinks.kafka import partition_for
@@ -158,31 +158,13 @@ class Republisher:
         self._slice = slice_size
         # Names seen in held states; grows like the pipeline's own vocabulary.
         self._vocab = Vocabulary()
-        self._failing = False
         #: Held by each flush and by each slice of a republish, so the two take turns.
         self.exclusive = asyncio.Lock()
 
     async def run(self, interval_s: float) -> None:
         """Check every `interval_s` seconds until cancelled; a Redis that does not answer is
         said once, when it starts and when it stops failing, not at every check."""
-        while True:
-            try:
-                await self.check()
-            except (RedisError, OSError) as exc:
-                if not self._failing:
-                    log.warning("Redis repair check failed (%s: %s); trying again every %gs",
-                                type(exc).__name__, exc, interval_s)  # fmt: skip
-                    self._failing = True
-            except Exception:
-                # A bug, not an outage: said with its traceback, and the worker goes on.
-                if not self._failing:
-                    log.exception("Redis repair failed; trying again every %gs", interval_s)
-                    self._failing = True
-            else:
-                if self._failing:
-                    log.info("Redis repair check works again")
-                    self._failing = False
-            await asyncio.sleep(interval_s)
+        await run_every(interval_s, self.check, "Redis repair check", log)
 
     async def check(self) -> int | None:
         """One check: republish the owned partitions whose marker is missing.

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from scoring.columns import DAY_MS
 from streams import metrics
 from streams.keys import Keys
 from streams.partitioning import partitions_for
+from streams.periodic import run_every
 from streams.pipeline import BatchResult, Pipeline
 from streams.repair import HeldStates, Ownership
 
@@ -154,7 +154,6 @@ class Pass:
     looked_at: int = 0
     rescored: int = 0
     published: int = 0
-    deleted: int = 0
     seconds: float = 0.0
     complete: bool = True
 
@@ -188,7 +187,6 @@ class Sweeper:
         self._monotonic = monotonic
         #: (stream day, partitions owned) of the last complete pass.
         self._done: tuple[int, frozenset[int]] | None = None
-        self._failing = False
 
     def due(self) -> bool:
         """Whether a pass is due: a new stream day, other partitions, or none run yet."""
@@ -203,26 +201,14 @@ class Sweeper:
 
     async def run(self, interval_s: float) -> None:
         """Share the stream time and sweep when due, every `interval_s`, until cancelled."""
-        while True:
-            try:
-                if self._clock is not None:
-                    await self._clock.sync(self._pipeline)
-                if not await self._answer_request() and self.due():
-                    await self.sweep()
-            except (RedisError, OSError) as exc:
-                if not self._failing:
-                    log.warning("stream time sync or sweep failed (%s: %s); trying again "
-                                "every %gs", type(exc).__name__, exc, interval_s)  # fmt: skip
-                    self._failing = True
-            except Exception:
-                if not self._failing:
-                    log.exception("sweep failed; trying again every %gs", interval_s)
-                    self._failing = True
-            else:
-                if self._failing:
-                    log.info("stream time sync and sweep work again")
-                    self._failing = False
-            await asyncio.sleep(interval_s)
+        await run_every(interval_s, self.step, "stream time sync or sweep", log)
+
+    async def step(self) -> None:
+        """Share the stream time; answer an operator's request, else sweep if due."""
+        if self._clock is not None:
+            await self._clock.sync(self._pipeline)
+        if not await self._answer_request() and self.due():
+            await self.sweep()
 
     async def _answer_request(self) -> bool:
         """Run the full pass an operator asked for, if this worker owes one; whether it ran."""
