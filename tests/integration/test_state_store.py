@@ -85,6 +85,31 @@ async def test_values_reach_the_changelog_partitioned_like_faust(
         assert r.partition == expected == partition_for(r.key, PARTITIONS)
 
 
+async def test_a_deleted_state_is_a_tombstone_in_the_changelog(
+    stack_settings: Settings, unique: str, read_topic: ReadTopic
+) -> None:
+    topic = f"it-changelog-{unique}"
+    await _topic(stack_settings, topic)
+    producer = AIOKafkaProducer(bootstrap_servers=stack_settings.kafka_bootstrap_servers)
+    await producer.start()
+    table = _Table(_Topic(topic))
+    store = TableStore(table, producer, PARTITIONS)
+    try:
+        await store.put_many([(b"cr-1", b"state-1"), (b"cr-2", b"state-2")])
+        await store.put_many([(b"cr-1", None)])
+        assert table.data == {b"cr-2": b"state-2"} and store.get(b"cr-1") is None
+    finally:
+        await producer.stop()
+    records = await read_topic(topic, 3)
+    in_order = sorted(records, key=lambda r: (r.partition, r.offset))
+    assert [(r.key, r.value) for r in in_order if r.key == b"cr-1"] == [
+        (b"cr-1", b"state-1"), (b"cr-1", None),
+    ]  # fmt: skip
+    assert {r.partition for r in records if r.key == b"cr-1"} == {
+        partition_for(b"cr-1", PARTITIONS)
+    }
+
+
 async def test_a_state_the_changelog_refuses_stops_the_batch_and_keeps_nothing(
     stack_settings: Settings, make_topics: MakeTopics, read_topic: ReadTopic
 ) -> None:
