@@ -497,7 +497,13 @@ def _sweep(results: dict[str, Any]) -> list[str]:
     runs = results.get("sweep") or []
     if not runs:
         return ["Not measured in this run (`--only sweep`).", ""]
-    lines = [
+    source = results.get("sweep_run")
+    lines = [] if not source else [
+        f"From run `{source['run_id']}` (`{source['file']}`, started {source['started_at']}), "
+        "a sweep-only run on the same machine.",
+        "",
+    ]  # fmt: skip
+    lines += [
         "`bench.sweep`: a pipeline in one process (the real Redis sink, a dict for the state "
         "table, no Kafka: the changelog and score-change records are left out) holding N "
         "creators whose windows all end on one day; then the stream enters the next day and "
@@ -863,9 +869,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("results", type=Path, help="a bench/results/<run>.json")
     parser.add_argument("--docs-dir", type=Path, help="default: docs/")
+    parser.add_argument(
+        "--sweep-from",
+        type=Path,
+        help="take the sweep section from this run (`python -m bench.run --only sweep`)",
+    )
     args = parser.parse_args(argv)
     path: Path = args.results
     results = json.loads(path.read_text())
+    if args.sweep_from is not None:
+        other = json.loads(args.sweep_from.read_text())
+        results["sweep"] = other.get("sweep") or []
+        results["sweep_run"] = {"run_id": other.get("run_id"), "file": _rel(args.sweep_from),
+                                "started_at": other.get("started_at")}  # fmt: skip
     md, png = write_docs(results, path, args.docs_dir)
     print(f"wrote {md}" + (f" and {png}" if png else ""))
     return 0

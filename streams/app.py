@@ -114,6 +114,7 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         # within seconds instead of the client defaults' tens of seconds.
         "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_max_poll_interval": settings.max_poll_interval_s,
         "producer_linger": settings.producer_linger_ms / 1000.0,
         "producer_max_batch_size": settings.producer_max_batch_size,
         "stream_buffer_maxsize": settings.stream_buffer_maxsize,

@@ -392,6 +392,24 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp in uncommitted:
             self._read_offset[tp] = None
 
+    async def _wait_next_records(self, timeout: float) -> Any:
+        """Faust's wait for records, alive to aiokafka while a rebalance holds the flow.
+
+        A worker whose batch was stuck (Redis or Kafka down, the queue full) past the poll
+        timeout (`CREATOR_SCORES_MAX_POLL_INTERVAL_S`) leaves the group, as it should. But
+        aiokafka rejoins only a consumer that fetches, and Faust stops fetching until the
+        rebalance is over: the worker never came back (found by the chaos scenario
+        redis-frozen-past-poll). While the flow is held, the consumer therefore tells
+        aiokafka every second that it is alive, which lets it rejoin.
+        """
+        while not self.flow_active and not self.should_stop:
+            consumer = cast(Any, self._thread)._consumer
+            if consumer is not None:
+                with consumer._fetcher._subscriptions.fetch_context():
+                    pass
+            await self.wait_first(self.can_resume_flow.wait(), timeout=1.0)
+        return await super()._wait_next_records(timeout)
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         ingest = ingest_for(self.app)
         if ingest is None:

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # Static group membership: a stable id per worker (e.g. a StatefulSet pod name).
     group_instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     heartbeat_interval_s: float = 1.0
+    # A worker that has not fetched for this long (its batch stuck behind a Redis or Kafka
+    # outage, the queue full) leaves the group, and its partitions go to another member
+    # (Kafka's max.poll.interval.ms; Kafka's default, 5 minutes).
+    max_poll_interval_s: float = Field(default=300.0, gt=0)
     producer_linger_ms: int = 5
     max_poll_records: int = Field(default=10_000, ge=1)
     producer_max_batch_size: int = 1_048_576

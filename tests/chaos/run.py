@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
 from streams.app import rekeyed_topic_name, worker_topic_specs
+from streams.keys import Keys
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.chaos.stack import ExternalStack, PrivateStack
@@ -204,6 +205,24 @@ class Run:
             if watch is not None:
                 with contextlib.suppress(Exception):
                     await watch.__aexit__()
+
+    async def wait_redis_complete(self, timeout: float) -> float | None:
+        """Wait until every partition's marker says Redis holds all its creators
+        (`streams.repair`): after a Redis that lost its data, the workers republish from
+        their state, and only then is Redis final. Seconds waited, or None at the timeout."""
+        keys = Keys(self.settings.redis_prefix)
+        markers = [keys.partition_marker(p) for p in range(self.settings.topic_partitions)]
+        client = Redis.from_url(self.settings.redis_url)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < timeout:
+                with contextlib.suppress(Exception):
+                    if all(v == b"done" for v in await client.mget(markers)):
+                        return time.monotonic() - started
+                await asyncio.sleep(0.5)
+            return None
+        finally:
+            await client.aclose()
 
     # -- results -------------------------------------------------------------
     async def snapshot(self) -> Snapshot:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -50,6 +50,8 @@ class Scenario:
     static: bool = False
     private_stack: bool = False
     shape: Callable[[Sequence[Send]], list[Send]] | None = None
+    #: Settings every worker of the scenario gets (environment variables).
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- faults
@@ -269,6 +271,13 @@ SCENARIOS: list[Scenario] = [
              redis_frozen(0.3, 30.0), private_stack=True),
     Scenario("redis-empty-30s", "Redis killed at 30%, back empty 30 s later", 1,
              redis_back_empty(0.3, 30.0), private_stack=True),
+    Scenario("redis-frozen-past-poll", "Redis frozen for 45 s at 30%, past the worker's poll "
+             "timeout (CREATOR_SCORES_MAX_POLL_INTERVAL_S 20 s: it leaves the group)", 1,
+             redis_frozen(0.3, 45.0), private_stack=True,
+             env={"CREATOR_SCORES_MAX_POLL_INTERVAL_S": "20"}),
+    Scenario("redis-empty-past-poll", "Redis killed at 30%, back empty 45 s later, past the "
+             "worker's poll timeout (20 s)", 1, redis_back_empty(0.3, 45.0), private_stack=True,
+             env={"CREATOR_SCORES_MAX_POLL_INTERVAL_S": "20"}),
     Scenario("broker-restart-20s", "the broker's JVM stopped (SIGTERM) at 40%, back 20 s later",
              1, broker_restart(0.4, 20.0), private_stack=True),
     Scenario("hostile-records", "21 hostile records (1 MB values, huge keys, deep nesting, "
@@ -322,6 +331,7 @@ async def run_scenario(
     started = time.monotonic()
     run = Run(stack, f"chaos-{tag}-{scenario.name}", workdir / scenario.name)
     run.static = scenario.static
+    run.env.update(scenario.env)
     try:
         await run.create_topics()
         sends = as_sends(events.records)
@@ -368,6 +378,13 @@ async def run_scenario(
         if feed.librdkafka != "not used":
             outcome.notes.append(f"CRC-32 producer: {feed.librdkafka}")
         outcome.notes.extend(run.notes)
+        if outcome.caught_up:
+            waited = await run.wait_redis_complete(timeout=60)
+            if waited is None:
+                outcome.notes.append("Redis never marked complete (partition markers)")
+            elif waited > 1:
+                outcome.notes.append(f"Redis marked complete {waited:.1f} s after catch-up "
+                                     "(the repair republished from the state)")  # fmt: skip
         got = await run.snapshot()
         compare(outcome, reference, got, hostile=feed.placed)
         if not outcome.passed and outcome.caught_up:

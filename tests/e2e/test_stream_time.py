@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import Produced, WorkerEnv
 
 pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
 
 EARLY = ("cr-quiet-1", "cr-quiet-2", "cr-both")
 LATER = ("cr-both", "cr-new")
@@ -183,4 +186,42 @@ async def test_rescore_reaches_every_creator_and_reports_progress(
     after = without_updated_at(await worker_env.dump())
     request = Keys(settings.redis_prefix).rescore()
     assert {k: v for k, v in after.items() if not k.startswith(request)} == before
+    assert worker_env.stop(proc) == 0
+
+
+async def test_a_new_model_reaches_every_creator_without_new_events(
+    worker_env: WorkerEnv, now_ms: int, tmp_path: Path
+) -> None:
+    settings = worker_env.settings
+    keys = Keys(settings.redis_prefix)
+    early, later = _events(now_ms)
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    proc = worker_env.start(CREATOR_SCORES_SWEEP_INTERVAL_S="0.2")
+    await worker_env.produce(_records(worker_env, [*early, *later]))
+    await worker_env.wait_caught_up(sources, proc)
+    assert worker_env.stop(proc) == 0
+
+    # The same parameters under a new version: every creator is re-scored at start, none
+    # has a new event.
+    defaults = (REPO / "scoring" / "default_params.toml").read_text()
+    params = tmp_path / "params.toml"
+    params.write_text(defaults.replace('model_version = "creator-scores-1.0"',
+                                       'model_version = "creator-scores-1.1-e2e"'))  # fmt: skip
+    proc = worker_env.start("worker2", CREATOR_SCORES_SWEEP_INTERVAL_S="0.2",
+                            CREATOR_SCORES_SCORING_PARAMS_FILE=str(params))  # fmt: skip
+    creators = sorted({*EARLY, *LATER})
+    redis = Redis.from_url(settings.redis_url)
+    try:
+
+        async def all_on_the_new_model() -> bool:
+            versions = [await redis.hget(keys.creator(c), "model_version") for c in creators]
+            return versions == [b"creator-scores-1.1-e2e"] * len(creators)
+
+        await worker_env.wait_for(all_on_the_new_model, timeout=60, proc=proc,
+                                  what="every creator on the new model")  # fmt: skip
+    finally:
+        await redis.aclose()
+    changes = [orjson.loads(r.value) for r in await worker_env.read_topic(settings.changes_topic)]
+    rollout = {c["creator_id"] for c in changes if c["cause"] == "model_rollout"}
+    assert rollout == set(creators)
     assert worker_env.stop(proc) == 0
