@@ -246,6 +246,7 @@ def install_pipeline(
                 settings.topic_partitions, owned, repair.exclusive,
                 clock=StreamClock(redis, Keys(settings.redis_prefix)),
                 requests=RescoreRequests(redis, Keys(settings.redis_prefix)),
+                slice_size=settings.sweep_slice,
             )  # fmt: skip
             if settings.sweep_interval_s:
                 sweeping = asyncio.ensure_future(sweeper.run(settings.sweep_interval_s))

@@ -225,3 +225,47 @@ async def test_a_new_model_reaches_every_creator_without_new_events(
     rollout = {c["creator_id"] for c in changes if c["cause"] == "model_rollout"}
     assert rollout == set(creators)
     assert worker_env.stop(proc) == 0
+
+
+async def test_a_kill_in_the_middle_of_a_sweep_ends_as_an_undisturbed_run(
+    worker_env: WorkerEnv, now_ms: int
+) -> None:
+    settings = worker_env.settings
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    yesterday = (now_ms // DAY_MS - 1) * DAY_MS + 12 * HOUR
+    creators = [f"cr-many-{i:04d}" for i in range(2000)]
+    early = [("post", post(c, 0, posted_at=yesterday)) for c in creators]
+    later = [("post", post("cr-today", 0, posted_at=now_ms - HOUR))]
+    # One creator a slice: the pass is long enough to be cut in the middle.
+    slow = {"CREATOR_SCORES_SWEEP_INTERVAL_S": "0.2", "CREATOR_SCORES_SWEEP_SLICE": "1"}
+    proc = worker_env.start(**slow)
+    await worker_env.produce(_records(worker_env, early))
+    await worker_env.wait_caught_up(sources, proc, timeout=90)
+    await worker_env.wait_for(lambda: _swept(worker_env, proc), timeout=30, proc=proc,
+                              what="the start-up pass")  # fmt: skip
+
+    # Today begins: every creator is due. Kill the worker with the pass half done.
+    await worker_env.produce(_records(worker_env, later))
+
+    async def half_done() -> bool:
+        try:
+            left = await worker_env.metric(proc, "creator_scores_sweep_remaining_creators")
+        except (AssertionError, OSError):
+            return False
+        return 0 < left < len(creators) * 0.7
+
+    await worker_env.wait_for(half_done, timeout=60, proc=proc, what="the pass half done")
+    worker_env.kill9(proc)
+
+    proc = worker_env.start("worker2", **slow)
+    await worker_env.wait_caught_up(sources, proc, timeout=90)
+
+    cards = expected_cards([*early, *later], now_ms)
+    want = expected_redis(cards, settings.redis_prefix)
+
+    async def as_undisturbed() -> bool:
+        return without_updated_at(await worker_env.dump()) == want
+
+    await worker_env.wait_for(as_undisturbed, timeout=120, proc=proc,
+                              what="the Redis state of an undisturbed run")  # fmt: skip
+    assert worker_env.stop(proc) == 0
