@@ -635,11 +635,19 @@ class _Explainer:
         ranked = list(zip(map(values.__getitem__, COMPONENT_SCORES), COMPONENT_SCORES, strict=True))
         best = max(ranked)[1]
         worst = min(ranked)[1]
-        summary = (
-            f"Overall {overall:.0f}/100 ({_band(overall)}), a weighted blend of seven scores; "
-            f"strongest: {SCORE_LABELS[best].lower()} ({values[best]:.0f}), "
-            f"most room to grow: {SCORE_LABELS[worst].lower()} ({values[worst]:.0f})."
-        )
+        if f"{values[best]:.0f}" == f"{values[worst]:.0f}":
+            # No score stands out (a creator with no data has all seven at the neutral 50):
+            # naming one "strongest" and another "room to grow" would invent a difference.
+            summary = (
+                f"Overall {overall:.0f}/100 ({_band(overall)}), a weighted blend of seven "
+                f"scores, all {values[best]:.0f}."
+            )
+        else:
+            summary = (
+                f"Overall {overall:.0f}/100 ({_band(overall)}), a weighted blend of seven "
+                f"scores; strongest: {SCORE_LABELS[best].lower()} ({values[best]:.0f}), "
+                f"most room to grow: {SCORE_LABELS[worst].lower()} ({values[worst]:.0f})."
+            )
         if self.provisional:
             f, p = self.facts, self.model.params
             summary += (

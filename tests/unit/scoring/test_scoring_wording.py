@@ -50,6 +50,12 @@ def test_no_summary_contradicts_itself_or_its_card(card: dict[str, Any]) -> None
     for e in card["explanations"].values():
         for c in e["contributions"]:
             assert "typical start" not in c["text"], c["text"]
+    overall = _summaries(card)["overall"]
+    if "strongest: " in overall:
+        # A strongest and a weakest score only where they differ (as shown, rounded).
+        strongest = overall.split("strongest: ", 1)[1].split(" (", 1)[1].split(")", 1)[0]
+        weakest = overall.split("most room to grow: ", 1)[1].split(" (", 1)[1].split(")", 1)[0]
+        assert strongest != weakest, overall
 
 
 def test_a_creator_without_orders_is_told_so_not_praised_for_its_refund_rate() -> None:

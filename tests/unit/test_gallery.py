@@ -1,0 +1,20 @@
+"""docs/explanations.md is what `python -m streams.devtools.gallery` writes today."""
+
+from __future__ import annotations
+
+from streams.devtools.gallery import OUT, render
+
+
+def test_the_explanation_gallery_is_current() -> None:
+    assert OUT.read_text(encoding="utf-8") == render(), (
+        "docs/explanations.md is stale: run python -m streams.devtools.gallery"
+    )
+
+
+def test_the_gallery_shows_every_kind_of_creator_and_a_quiet_one() -> None:
+    text = render()
+    for kind in ("Brand ambassador", "Brand shy artist", "Diligent seller", "Irregular poster",
+                 "Newcomer", "Refund prone seller"):  # fmt: skip
+        assert f"## {kind} (" in text
+    quiet = text.split("## A creator that went quiet", 1)[1]
+    assert "**inactive**" in quiet and "a weighted blend of seven scores, all 50." in quiet
