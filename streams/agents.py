@@ -47,7 +47,7 @@ from streams.observability import HealthState, ObservabilityRunner, start_observ
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.repair import Republisher, owned_partitions
 from streams.row_cache import RowCache
-from streams.settings import Settings, load_scoring_params
+from streams.settings import Settings, load_scoring_params, redacted
 from streams.sinks.base import UnwritableError
 from streams.sinks.kafka import KafkaSink, build_producer
 from streams.sinks.redis import RedisSink, build_redis
@@ -310,6 +310,8 @@ class WorkerSupport(mode.Service):
         # Logging is set up by now (mode does it first): a broker outage costs a few lines.
         install_repeat_limiter()
         settings = self._settings
+        log.info("using Kafka %s, Redis %s (prefix %r)", settings.kafka_bootstrap_servers,
+                 redacted(settings.redis_url), settings.redis_prefix)  # fmt: skip
         created = await ensure_topics(settings, worker_topic_specs(settings))
         if created:
             log.info("created topics: %s", ", ".join(created))

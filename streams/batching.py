@@ -492,7 +492,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         while not self.should_stop:
             await self.sleep(1.0)
             recovery = cast(Any, self.app.tables).recovery
-            if not recovery.in_recovery or self.app.rebalancing:
+            # (`app.rebalancing` stays true until the recovery ends; the flow is held only
+            # while the group itself rebalances.)
+            if not recovery.in_recovery or not self.flow_active:
                 continue
             now = time.monotonic()
             started = getattr(recovery, "_recovery_started_at", None) or 0.0
@@ -503,6 +505,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     continue
                 last = recovery._active_events_received_at.get(tp) or started
                 if now - last < self.RECOVERY_STALL_S:
+                    continue
+                if tp not in self.assignment():
                     continue
                 try:
                     position = await asyncio.wait_for(self.position(tp), timeout=1.0)

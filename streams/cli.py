@@ -40,6 +40,17 @@ def main(ctx: click.Context) -> None:
         raise click.ClickException(f"invalid settings: {exc}") from None
 
 
+def _say_where(settings: Settings, *, kafka: bool = False, redis: bool = False) -> None:
+    """Name the addresses a command uses, passwords hidden: on stderr, so that what it prints
+    on stdout stays clean for a pipe."""
+    parts = []
+    if kafka:
+        parts.append(f"Kafka {settings.kafka_bootstrap_servers}")
+    if redis:
+        parts.append(f"Redis {redacted(settings.redis_url)} (prefix {settings.redis_prefix!r})")
+    click.echo("using " + ", ".join(parts), err=True)
+
+
 @main.command("worker")
 @click.option(
     "-l",
@@ -131,6 +142,8 @@ def lag(
     serve: int | None,
 ) -> None:
     """Consumer lag from the broker per topic and partition, with a Burrow-style status."""
+    if not as_json:
+        _say_where(settings, kafka=True)
     import asyncio
 
     setup_tool_logging()
@@ -223,6 +236,8 @@ def simulate(
     compression: str,
 ) -> None:
     """Send a synthetic creator population's posts, tags and orders to Kafka."""
+    if to_file is None:
+        _say_where(settings, kafka=True)
     from aiokafka.errors import KafkaError
 
     setup_tool_logging()
@@ -272,6 +287,7 @@ def replay(
     A broker outage is waited out for --retry-for seconds; past it the command exits 75
     and says which --skip resumes it.
     """
+    _say_where(settings, kafka=True)
     from aiokafka.errors import KafkaError
 
     from streams.devtools.replay import ReplayGaveUp, parse_topic_map, run_replay
@@ -320,6 +336,8 @@ def top(
     as_json: bool,
 ) -> None:
     """A leaderboard read from Redis: rank, creator, score, region, provisional flag."""
+    if not as_json:
+        _say_where(settings, redis=True)
     import redis as redis_lib
     from rich.console import Console
 
@@ -355,6 +373,8 @@ def top(
 @click.pass_obj
 def show(settings: Settings, creator_id: str, as_json: bool) -> None:
     """One creator's scores from Redis, with the explanation of each. Exit 1 if unknown."""
+    if not as_json:
+        _say_where(settings, redis=True)
     import redis as redis_lib
     from rich.console import Console
 
@@ -389,6 +409,7 @@ def republish(settings: Settings) -> None:
     Deletes the partition markers under the prefix; each worker republishes what it holds
     at its next check (CREATOR_SCORES_REDIS_REPAIR_INTERVAL_S).
     """
+    _say_where(settings, redis=True)
     import asyncio
 
     from redis.asyncio import Redis
@@ -445,8 +466,7 @@ def rescore(settings: Settings, no_wait: bool, timeout: float | None) -> None:
             "workers do not sweep: CREATOR_SCORES_SWEEP_INTERVAL_S is 0; set it and restart them"
         )
     partitions = settings.topic_partitions
-    click.echo(f"Redis {redacted(settings.redis_url)}, prefix {settings.redis_prefix!r}, "
-               f"{partitions} partitions")  # fmt: skip
+    _say_where(settings, redis=True)
 
     async def run() -> None:
         client = Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=3.0)
@@ -519,6 +539,7 @@ def dashboard(
     metrics_url: str | None,
 ) -> None:
     """Live leaderboard: top creators overall and per region, events scored per second."""
+    _say_where(settings, redis=True)
     from streams.devtools.dashboard import run_dashboard
 
     run_dashboard(settings, once=once, seconds=seconds, refresh_s=refresh, metrics_url=metrics_url)
@@ -533,6 +554,7 @@ def dashboard(
 @click.pass_obj
 def demo(settings: Settings, creators: int, rate: int, seconds: float | None) -> None:
     """Worker + simulator in the background and the live leaderboard in front (needs the stack)."""
+    _say_where(settings, kafka=True, redis=True)
     from streams.devtools.demo import run_demo
 
     sys.exit(run_demo(settings, creators=creators, rate=rate, seconds=seconds))

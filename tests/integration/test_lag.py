@@ -303,7 +303,8 @@ def test_lag_command_json_and_table_match_the_tool(stack_settings: Settings, uni
 
         table = CliRunner().invoke(main, ["lag", "--group", group], env=env)
         assert table.exit_code == 0, table.output
-        lines = table.output.splitlines()
+        lines = table.stdout.splitlines()
+        assert table.stderr.startswith(f"using Kafka {stack_settings.kafka_bootstrap_servers}")
         assert lines[0].startswith(f"group {group}  state Empty  members 0  status STOP  lag 8")
         body = [line.split() for line in lines[2:5]]
         assert [cells[:5] for cells in body] == [

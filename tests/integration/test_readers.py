@@ -38,7 +38,7 @@ from streams.readers import (
     read_creator,
     read_top,
 )
-from streams.settings import Settings
+from streams.settings import Settings, redacted
 
 pytestmark = pytest.mark.integration
 
@@ -254,8 +254,12 @@ def test_show_command(
     assert shown.exit_code == 0, shown.output
     assert "cr-a" in shown.output and "91.00" in shown.output
     assert "strong sales, steady posting" in shown.output and "posts most days" in shown.output
+    # Where it read from, on stderr (stdout stays the card), the password hidden.
+    assert shown.stderr.startswith(f"using Redis {redacted(stack_settings.redis_url)} "
+                                   f"(prefix '{redis_prefix}')")  # fmt: skip
     as_json = runner.invoke(main, ["show", "cr-a", "--json"])
-    doc = orjson.loads(as_json.output)
+    assert as_json.stderr == ""  # JSON alone
+    doc = orjson.loads(as_json.stdout)
     assert doc["scores"]["overall"] == 91.0
     assert doc["explain"]["overall"]["contributions"][0]["name"] == "sales"
     assert doc["event_time"] == "2026-01-01T00:00:00Z"
