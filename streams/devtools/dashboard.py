@@ -211,44 +211,49 @@ class Dashboard:
         return rate
 
     def _leaders_view(self, leaders: Leaders) -> RenderableType:
-        if not leaders.top:
-            return Panel(
-                Text("no scores yet: is a worker running and fed (creator-scores simulate)?"),
-                title="leaderboard",
-            )
-        age = ""
-        if leaders.newest_update_ms is not None:
-            seconds = max(0.0, time.time() - leaders.newest_update_ms / 1000)
-            age = f", a leader rewritten {seconds:,.0f}s ago"
-        top = Table(
-            title=f"top {TOP_N} overall, all regions ({leaders.ranked:,} ranked{age})",
-            title_justify="left",
+        return leaders_view(leaders, time.time())
+
+
+def leaders_view(leaders: Leaders, now_s: float) -> RenderableType:
+    """The global top and each region's leaders (the dashboard's lower half; the README's
+    picture, `streams.devtools.gallery`)."""
+    if not leaders.top:
+        return Panel(
+            Text("no scores yet: is a worker running and fed (creator-scores simulate)?"),
+            title="leaderboard",
         )
-        top.add_column("#", justify="right", style="dim")
-        top.add_column("creator")
-        top.add_column("score", justify="right")
-        top.add_column("region")
-        top.add_column("", style="yellow")
-        for e in leaders.top:
-            top.add_row(
-                str(e.rank),
-                Text(e.creator_id),
-                f"{e.score:.2f}",
-                Text(e.region or "?"),
-                "provisional" if e.provisional else "",
-            )
-        regional = Table(title="leaders by region", title_justify="left")
-        regional.add_column("region")
-        for rank in range(1, REGION_N + 1):
-            regional.add_column(f"#{rank}")
-        for region, entries in leaders.by_region.items():
-            cells = [
-                Text(f"{e.creator_id} {e.score:.1f}" + ("*" if e.provisional else ""))
-                for e in entries
-            ]
-            cells += [Text("")] * (REGION_N - len(cells))
-            regional.add_row(Text(region), *cells)
-        return Group(top, regional, Text("* provisional (thin data)", style="dim"))
+    age = ""
+    if leaders.newest_update_ms is not None:
+        seconds = max(0.0, now_s - leaders.newest_update_ms / 1000)
+        age = f", a leader rewritten {seconds:,.0f}s ago"
+    top = Table(
+        title=f"top {TOP_N} overall, all regions ({leaders.ranked:,} ranked{age})",
+        title_justify="left",
+    )
+    top.add_column("#", justify="right", style="dim")
+    top.add_column("creator")
+    top.add_column("score", justify="right")
+    top.add_column("region")
+    top.add_column("", style="yellow")
+    for e in leaders.top:
+        top.add_row(
+            str(e.rank),
+            Text(e.creator_id),
+            f"{e.score:.2f}",
+            Text(e.region or "?"),
+            "provisional" if e.provisional else "",
+        )
+    regional = Table(title="leaders by region", title_justify="left")
+    regional.add_column("region")
+    for rank in range(1, REGION_N + 1):
+        regional.add_column(f"#{rank}")
+    for region, entries in leaders.by_region.items():
+        cells = [
+            Text(f"{e.creator_id} {e.score:.1f}" + ("*" if e.provisional else "")) for e in entries
+        ]
+        cells += [Text("")] * (REGION_N - len(cells))
+        regional.add_row(Text(region), *cells)
+    return Group(top, regional, Text("* provisional (thin data)", style="dim"))
 
 
 @contextlib.contextmanager

@@ -6,8 +6,9 @@ simulated stream of a small population, scores each creator with the model (ever
 event applied, the window ending at the stream time, as the worker does), and writes one
 card per kind: the creator whose overall score is the median of its kind, with every
 score's summary and the sentences of its inputs. A last card shows a creator that went
-quiet (the same stream, read 30 days later). It is generated, never edited: a unit test
-checks that the committed file is what this writes.
+quiet (the same stream, read 30 days later). It also draws the README's picture
+(docs/leaderboard.svg): the dashboard's leaderboard of the same population. Both are
+generated, never edited: a unit test checks that the committed files are what this writes.
 
     python -m streams.devtools.gallery            # rewrites docs/explanations.md
     python -m streams.devtools.gallery --check    # exit 1 if the file is stale
@@ -16,12 +17,14 @@ checks that the committed file is what this writes.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Final
 
 import orjson
+from rich.console import Console
 
 from scoring.columns import DAY_MS
 from scoring.explain import ScoreCard
@@ -29,7 +32,9 @@ from scoring.names import SCORE_LABELS, SCORE_NAMES
 from scoring.params import DEFAULT_PARAMS, Params
 from scoring.state import CreatorState, score
 from scoring.validate import ValidationError, validate
-from streams.devtools.simulate import SimConfig, SimTopics, Simulator
+from streams.devtools.dashboard import REGION_N, TOP_N, Leaders, leaders_view
+from streams.devtools.simulate import REGIONS, SimConfig, SimTopics, Simulator
+from streams.readers import BoardEntry
 
 #: The stream ends here (2026-11-30T00:00:00Z): fixed, so the gallery never changes by
 #: itself.
@@ -38,6 +43,8 @@ SEED: Final = 7
 CREATORS: Final = 120
 EVENTS: Final = 24_000
 OUT: Final = Path(__file__).resolve().parents[2] / "docs" / "explanations.md"
+#: The README's picture: the dashboard's leaderboard of the same population.
+PICTURE: Final = OUT.with_name("leaderboard.svg")
 
 
 def cards(params: Params = DEFAULT_PARAMS) -> tuple[dict[str, list[ScoreCard]], ScoreCard]:
@@ -104,6 +111,26 @@ def render_card(card: ScoreCard, title: str) -> list[str]:
     return lines
 
 
+def picture(by_kind: dict[str, list[ScoreCard]]) -> str:
+    """The dashboard's leaderboard (`dashboard.leaders_view`) of the population, as SVG."""
+    active = [c for kind in by_kind.values() for c in kind if c.active]
+    ranked = sorted(active, key=lambda c: (-c.overall, c.creator_id))
+
+    def entries(chosen: list[ScoreCard], n: int) -> list[BoardEntry]:
+        return [BoardEntry(i, c.creator_id, c.overall, c.provisional, c.region)
+                for i, c in enumerate(chosen[:n], start=1)]  # fmt: skip
+
+    leaders = Leaders(
+        top=entries(ranked, TOP_N),
+        by_region={r: entries([c for c in ranked if c.region == r], REGION_N) for r in REGIONS},
+        ranked=len(ranked),
+        newest_update_ms=None,
+    )
+    console = Console(record=True, width=96, file=io.StringIO(), color_system="truecolor")
+    console.print(leaders_view(leaders, 0.0))
+    return console.export_svg(title="creator-scores dashboard", unique_id="leaderboard")
+
+
 def render(params: Params = DEFAULT_PARAMS) -> str:
     by_kind, quiet = cards(params)
     lines = [
@@ -134,14 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     text = render()
+    svg = picture(cards()[0])
+    outputs = ((args.out, text), (args.out.with_name(PICTURE.name), svg))
     if args.check:
-        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-        if current != text:
-            print(f"{args.out} is stale: run python -m streams.devtools.gallery", file=sys.stderr)
-            return 1
-        return 0
-    args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
+        stale = [p for p, t in outputs if not p.exists() or p.read_text(encoding="utf-8") != t]
+        for path in stale:
+            print(f"{path} is stale: run python -m streams.devtools.gallery", file=sys.stderr)
+        return 1 if stale else 0
+    for path, content in outputs:
+        path.write_text(content, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

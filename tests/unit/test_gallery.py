@@ -1,14 +1,19 @@
-"""docs/explanations.md is what `python -m streams.devtools.gallery` writes today."""
+"""docs/explanations.md and docs/leaderboard.svg are what `python -m streams.devtools.gallery`
+writes today."""
 
 from __future__ import annotations
 
-from streams.devtools.gallery import OUT, render
+from streams.devtools.gallery import OUT, PICTURE, cards, main, picture, render
 
 
-def test_the_explanation_gallery_is_current() -> None:
+def test_the_explanation_gallery_and_the_readme_picture_are_current() -> None:
     assert OUT.read_text(encoding="utf-8") == render(), (
         "docs/explanations.md is stale: run python -m streams.devtools.gallery"
     )
+    assert PICTURE.read_text(encoding="utf-8") == picture(cards()[0]), (
+        "docs/leaderboard.svg is stale: run python -m streams.devtools.gallery"
+    )
+    assert main(["--check"]) == 0
 
 
 def test_the_gallery_shows_every_kind_of_creator_and_a_quiet_one() -> None:
