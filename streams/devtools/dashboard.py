@@ -52,6 +52,8 @@ _COUNTERS: Final = {
     "score_changes": "creator_scores_score_changes",
     "rerouted": "creator_scores_events_rerouted",
 }
+#: How long a failed scrape may be covered by the last good one, seconds.
+STALE_S: Final = 15.0
 _GAUGES: Final = {
     "creators_in_state": "creator_scores_creators_in_state",
     "lag": "kafka_consumergroup_group_sum_lag",
@@ -170,14 +172,28 @@ class Dashboard:
         return Group(*parts)
 
     def _pipeline_panel(self) -> Panel:
-        result = scrape(self.metrics_url)
+        return self.pipeline_panel(scrape(self.metrics_url))
+
+    def pipeline_panel(self, result: Scrape | str) -> Panel:
+        """The pipeline line from a scrape. A worker busy with a batch can answer late: a
+        failed scrape then shows the last good figures, with their age, for up to
+        `STALE_S` seconds, instead of flickering to "no worker metrics" between two
+        good ones."""
         line = Text()
+        stale = ""
         if isinstance(result, str):
-            line.append(result, style="dim")
-            self.scrapes.clear()
-            return Panel(line, title="pipeline")
-        values = result.values
-        rate = self.rates(result)
+            last = self.scrapes[-1] if self.scrapes else None
+            age = time.monotonic() - last.at if last is not None else None
+            if last is None or age is None or age > STALE_S:
+                line.append(result, style="dim")
+                self.scrapes.clear()
+                return Panel(line, title="pipeline")
+            values = last.values
+            rate = self._rates_between(self.scrapes[0], last)
+            stale = f"   (figures {age:.0f}s old: the worker is slow to answer)"
+        else:
+            values = result.values
+            rate = self.rates(result)
 
         line.append(f"consumed {values.get('consumed', 0):,.0f} ({rate('consumed')})   ")
         line.append(f"scored {values.get('scored', 0):,.0f} ({rate('scored')})   ")
@@ -191,6 +207,8 @@ class Dashboard:
             line.append(f"lag {values['lag']:,.0f}   ")
         if "creators_in_state" in values:
             line.append(f"creators in state {values['creators_in_state']:,.0f}")
+        if stale:
+            line.append(stale, style="dim")
         return Panel(line, title=Text(f"pipeline ({self.metrics_url})"))
 
     def rates(self, latest: Scrape) -> Callable[[str], str]:
@@ -199,7 +217,10 @@ class Dashboard:
         window.append(latest)
         while len(window) > 2 and latest.at - window[1].at >= self.window_s:
             window.popleft()
-        oldest = window[0]
+        return self._rates_between(window[0], latest)
+
+    @staticmethod
+    def _rates_between(oldest: Scrape, latest: Scrape) -> Callable[[str], str]:
         dt = latest.at - oldest.at
         values = latest.values
 

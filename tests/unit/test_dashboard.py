@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 import redis
@@ -40,3 +41,23 @@ def test_off_a_terminal_plain_frames_are_printed(monkeypatch: pytest.MonkeyPatch
     text = out.getvalue()
     assert text.count("pipeline") >= 2  # several frames, one after the other
     assert "Redis unavailable" in text
+
+
+def test_a_slow_answer_shows_the_last_figures_not_a_flicker() -> None:
+    view = Dashboard(redis.Redis(port=1), Keys("t:"), "http://127.0.0.1:9/metrics", window_s=10)
+    now = time.monotonic()
+    view.pipeline_panel(Scrape(now - 3.0, {"consumed": 1000.0}))
+    view.pipeline_panel(Scrape(now - 1.0, {"consumed": 3000.0}))
+    text = _text(view.pipeline_panel("no worker metrics at http://x/metrics (timed out)"))
+    assert "consumed 3,000 (1,000/s)" in text and "figures 1s old" in text
+    assert "no worker metrics" not in text
+    # Past STALE_S the reason is shown, and the window starts over.
+    view.scrapes[-1] = Scrape(now - dash.STALE_S - 1, {"consumed": 3000.0})
+    text = _text(view.pipeline_panel("no worker metrics at http://x/metrics (timed out)"))
+    assert "no worker metrics" in text and not view.scrapes
+
+
+def _text(renderable: object) -> str:
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None).print(renderable)
+    return out.getvalue()
