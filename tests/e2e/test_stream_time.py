@@ -139,6 +139,15 @@ async def test_dormant_creators_leave_the_boards_and_a_replay_equals_live(
         await redis.aclose()
 
 
+async def _scored(env: WorkerEnv, now_ms: int) -> subprocess.Popen[bytes]:
+    """A worker that has scored every event of `_events`, still running."""
+    early, later = _events(now_ms)
+    proc = env.start(CREATOR_SCORES_SWEEP_INTERVAL_S="0.2")
+    await env.produce(_records(env, [*early, *later]))
+    await env.wait_caught_up([*env.settings.source_topics, rekeyed_topic_name(env.settings)], proc)
+    return proc
+
+
 async def _swept(env: WorkerEnv, proc: Any) -> bool:
     try:
         return await env.metric(proc, "creator_scores_sweeps_total") >= 1
@@ -160,11 +169,7 @@ async def test_rescore_reaches_every_creator_and_reports_progress(
     worker_env: WorkerEnv, now_ms: int
 ) -> None:
     settings = worker_env.settings
-    early, later = _events(now_ms)
-    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
-    proc = worker_env.start(CREATOR_SCORES_SWEEP_INTERVAL_S="0.2")
-    await worker_env.produce(_records(worker_env, [*early, *later]))
-    await worker_env.wait_caught_up(sources, proc)
+    proc = await _scored(worker_env, now_ms)
     await worker_env.wait_for(lambda: _swept(worker_env, proc), timeout=30, proc=proc,
                               what="the first sweep")  # fmt: skip
     before = without_updated_at(await worker_env.dump())
@@ -194,12 +199,7 @@ async def test_a_new_model_reaches_every_creator_without_new_events(
 ) -> None:
     settings = worker_env.settings
     keys = Keys(settings.redis_prefix)
-    early, later = _events(now_ms)
-    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
-    proc = worker_env.start(CREATOR_SCORES_SWEEP_INTERVAL_S="0.2")
-    await worker_env.produce(_records(worker_env, [*early, *later]))
-    await worker_env.wait_caught_up(sources, proc)
-    assert worker_env.stop(proc) == 0
+    assert worker_env.stop(await _scored(worker_env, now_ms)) == 0
 
     # The same parameters under a new version: every creator is re-scored at start, none
     # has a new event.
