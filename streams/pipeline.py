@@ -191,7 +191,6 @@ class _Output:
     records: list[OutboundRecord] = field(default_factory=list)
     #: (key, new value), or (key, None): the creator's state is deleted (a tombstone).
     writes: list[tuple[bytes, bytes | None]] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
     published: list[_Published] = field(default_factory=list)
     #: What the written states hold, decoded: (creator ids, values, heads, rows).
     decoded: list[tuple[list[str], list[bytes], Heads, Columns]] = field(default_factory=list)
@@ -201,7 +200,6 @@ class _Output:
         self.snapshots.extend(other.snapshots)
         self.records.extend(other.records)
         self.writes.extend(other.writes)
-        self.deleted.extend(other.deleted)
         self.published.extend(other.published)
         self.decoded.extend(other.decoded)
         r, o = self.result, other.result
@@ -339,8 +337,9 @@ class Pipeline:
         await self._table.put_many(out.writes)
         for written_ids, values, heads, columns in out.decoded:
             self._cache.put_flush(written_ids, values, self._params.model_version, heads, columns)
-        for creator_id in out.deleted:
-            self._cache.drop(creator_id)
+        for key, value in out.writes:
+            if value is None:  # deleted: nothing of it stays cached
+                self._cache.drop(key.decode(errors="replace"))
         out.result.states_written = len(out.writes)
         out.result.snapshots_written = len(out.snapshots)
         return written_at
@@ -570,31 +569,24 @@ class Pipeline:
         for (event, record), owner, outcome in zip(items, owners, outcomes, strict=True):
             if outcome <= Outcome.UPDATED:
                 taken.setdefault(owner, []).append((event, record))
+        seen_ids = _seen_of(merged.seen, changed)
         values = [
             envelope.wrap(params.model_version, state, kept)
-            for state, kept in zip(states, _seen_of(merged.seen, changed), strict=True)
+            for state, kept in zip(states, seen_ids, strict=True)
         ]
         # A creator with nothing in its window and no ids left to recognise is deleted (a
         # tombstone, which compaction removes from the changelog); its hash says inactive.
         empty = (~scores.active[len(comparable) :]).tolist()
-        gone = [
-            j for j, kept in enumerate(_seen_of(merged.seen, changed)) if empty[j] and kept is None
-        ]
-        held = np.delete(np.arange(len(changed)), gone)
+        gone = {j for j, kept in enumerate(seen_ids) if empty[j] and kept is None}
         if gone:
-            kept = held.tolist()
-            held_heads, held_columns = select(after[0], after[1], held)
-            held_ids = [ids[changed[j]] for j in kept]
-            out.decoded.append((held_ids, [values[j] for j in kept], held_heads, held_columns))
+            held = [j for j in range(len(changed)) if j not in gone]
+            held_heads, held_columns = select(after[0], after[1], np.array(held, dtype=np.int64))
+            held_ids = [ids[changed[j]] for j in held]
+            out.decoded.append((held_ids, [values[j] for j in held], held_heads, held_columns))
         else:
             out.decoded.append(([ids[i] for i in changed.tolist()], values, after[0], after[1]))
-        gone_set = set(gone)
         for j, i in enumerate(changed.tolist()):
-            if j in gone_set:
-                out.writes.append((keys[i], None))
-                out.deleted.append(ids[i])
-            else:
-                out.writes.append((keys[i], values[j]))
+            out.writes.append((keys[i], None if j in gone else values[j]))
             if planned.unchanged[j]:
                 continue  # new facts, the same card: the state moves on, Redis stays as it is
             applied = taken.get(i, [])

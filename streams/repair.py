@@ -48,7 +48,10 @@ from streams.sinks.kafka import partition_for
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Cards", "HeldStates", "Republisher", "delete_markers", "full_cards", "owned_partitions"]
+__all__ = [
+    "Cards", "HeldStates", "Republisher", "delete_markers", "full_cards", "marked_done",
+    "owned_partitions",
+]  # fmt: skip
 
 #: Marker values: every held creator of the partition is in Redis / a republish is under way.
 DONE = b"done"
@@ -176,10 +179,7 @@ class Republisher:
         owned = self._owned()
         if not owned:
             return None
-        parts = sorted(owned)
-        markers = [self._keys.partition_marker(p) for p in parts]
-        values = await self._redis.mget(markers)
-        missing = frozenset(p for p, v in zip(parts, values, strict=True) if v != DONE)
+        missing = owned - await marked_done(self._redis, self._keys, owned)
         if not missing:
             return None
         return await self.republish(missing)
@@ -244,6 +244,13 @@ class Republisher:
                 pipe.set(self._keys.partition_marker(p), DONE, xx=True)
             replies: list[Any] = await pipe.execute()
         return frozenset(p for p, ok in zip(parts, replies, strict=True) if ok)
+
+
+async def marked_done(client: Redis, keys: Keys, partitions: Iterable[int]) -> frozenset[int]:
+    """The partitions among `partitions` whose marker says Redis holds all their creators."""
+    parts = sorted(partitions)
+    values = await client.mget([keys.partition_marker(p) for p in parts])
+    return frozenset(p for p, v in zip(parts, values, strict=True) if v == DONE)
 
 
 async def delete_markers(client: Redis, keys: Keys) -> int:

@@ -141,12 +141,6 @@ class RescoreRequests:
         return int(done or 0), int(total or 0), frozenset(int(p) for p in parts)
 
 
-async def read_stream_time(client: Redis, keys: Keys) -> int | None:
-    """The stream time the workers have reached (epoch ms), None before any event."""
-    score = await client.zscore(keys.stream_time(), _MEMBER)
-    return None if score is None else int(score)
-
-
 @dataclass
 class Pass:
     """What one sweep over the held creators did."""
@@ -221,14 +215,15 @@ class Sweeper:
             return False
         log.info("re-scoring every creator held (request %s from creator-scores rescore)",
                  request)  # fmt: skip
-        reported = [-1]  # creators looked at so far (-1: the total not added yet)
+        reported = -1  # creators looked at so far (-1: the total not added yet)
 
         async def report(done: int, total: int) -> None:
-            if reported[0] < 0:
+            nonlocal reported
+            if reported < 0:
                 await requests.add(request, total=total)
-                reported[0] = 0
-            await requests.add(request, done=done - reported[0])
-            reported[0] = done
+                reported = 0
+            await requests.add(request, done=done - reported)
+            reported = done
 
         result = await self.sweep(rescore=True, progress=report)
         if result.complete:

@@ -131,8 +131,10 @@ def picture(by_kind: dict[str, list[ScoreCard]]) -> str:
     return console.export_svg(title="creator-scores dashboard", unique_id="leaderboard")
 
 
-def render(params: Params = DEFAULT_PARAMS) -> str:
-    by_kind, quiet = cards(params)
+def render(
+    by_kind: dict[str, list[ScoreCard]], quiet: ScoreCard, params: Params = DEFAULT_PARAMS
+) -> str:
+    """docs/explanations.md from the cards of `cards()`."""
     lines = [
         "# What a brand manager sees: explanation gallery",
         "",
@@ -160,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    text = render()
-    svg = picture(cards()[0])
+    by_kind, quiet = cards()
+    text = render(by_kind, quiet)
+    svg = picture(by_kind)
     outputs = ((args.out, text), (args.out.with_name(PICTURE.name), svg))
     if args.check:
         stale = [p for p, t in outputs if not p.exists() or p.read_text(encoding="utf-8") != t]

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 
 from streams.app import rekeyed_topic_name, worker_topic_specs
 from streams.keys import Keys
+from streams.repair import marked_done
 from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.chaos.stack import ExternalStack, PrivateStack
@@ -211,13 +212,13 @@ class Run:
         (`streams.repair`): after a Redis that lost its data, the workers republish from
         their state, and only then is Redis final. Seconds waited, or None at the timeout."""
         keys = Keys(self.settings.redis_prefix)
-        markers = [keys.partition_marker(p) for p in range(self.settings.topic_partitions)]
+        partitions = range(self.settings.topic_partitions)
         client = Redis.from_url(self.settings.redis_url)
         started = time.monotonic()
         try:
             while time.monotonic() - started < timeout:
                 with contextlib.suppress(Exception):
-                    if all(v == b"done" for v in await client.mget(markers)):
+                    if len(await marked_done(client, keys, partitions)) == len(partitions):
                         return time.monotonic() - started
                 await asyncio.sleep(0.5)
             return None

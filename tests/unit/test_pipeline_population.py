@@ -10,6 +10,7 @@ last card.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from collections.abc import Sequence
@@ -25,21 +26,16 @@ from scoring.params import DEFAULT_PARAMS, Params
 from scoring.state import CreatorState, score
 from streams import envelope
 from streams.codec import RawRecord
-from streams.pipeline import Pipeline, PipelineConfig
+from streams.pipeline import Pipeline
 from streams.sinks.base import OutboundRecord
 from streams.state_store import DictStore
+from tests.support.payloads import CONFIG as PAYLOADS_CONFIG
 
 HERE = Path(__file__).parent / "scoring"
-CONFIG = PipelineConfig(
-    kinds={"posts": "post", "tags": "tag", "orders": "order"},
-    rekeyed_topic="rekeyed",
-    changes_topic="changes",
-    dead_letter_topic="dead",
-    change_threshold=1.0,
-    # The recorded cards score each creator alone, as of its own events: this compares the
-    # bulk path with those rules (stream time has tests of its own, test_stream_time.py).
-    stream_time=False,
-)
+# The recorded cards score each creator alone, as of its own events: this compares the
+# bulk path with those rules (stream time has tests of its own: test_scoring_stream_time.py,
+# test_sweep.py).
+CONFIG = dataclasses.replace(PAYLOADS_CONFIG, stream_time=False)
 
 
 def _module(name: str) -> ModuleType:
