@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import dataclasses
 import json
 import time
@@ -163,9 +164,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         next_day = (NOW_MS // DAY_MS + 1) * DAY_MS + 60_000
         pipeline.observe_stream_time(next_day)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler is not None:
+            profiler.enable()
         sweep = asyncio.ensure_future(sweeper.sweep())
         during = await feed(3600.0, next_day, sweep)
         done = await sweep
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         out["sweep"] = {
             "seconds": round(done.seconds, 2),
             "looked_at": done.looked_at,
@@ -196,6 +203,11 @@ def main() -> None:
     ap.add_argument("--live-every-ms", type=float, default=100.0)
     ap.add_argument("--live-creators", type=int, default=5000)
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the pass (and the live load during it) into FILE",
+    )
     args = ap.parse_args()
     out = asyncio.run(run(args))
     text = json.dumps(out, indent=2)

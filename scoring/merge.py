@@ -13,7 +13,7 @@ the same outcome for every event without a Python step per record:
   start of the stream's UTC day: its window ends there or at its own newer events. A
   creator with no events moves all the same: merged with no events and a later stream
   time, its older days fall out (the day-boundary sweep does exactly that). Events
-  taken but before that window leave it at once and are reported LATE. Lateness
+  taken but before that window leave it at once and are reported LATE_STREAM. Lateness
   itself is judged against the creator's watermark, not the flush's stream time, so
   that which events count never depends on how far other partitions had got (replay
   equals live).
@@ -71,7 +71,12 @@ class Outcome(enum.IntEnum):
     APPLIED = 0  # a new post, tag or order in the window
     UPDATED = 1  # a greater version replaced the record
     DUPLICATE = 2  # already reflected (the same or a lesser version): nothing changed
-    LATE = 3  # older than the window behind the watermark: ignored
+    LATE = 3  # older than the window behind the creator's watermark: ignored
+    LATE_STREAM = 4  # before the window that ends on the stream's day: ignored
+
+
+#: Why a LATE or LATE_STREAM event was ignored, as the late counter's `reason` label.
+LATE_REASONS: Final = {Outcome.LATE: "creator_window", Outcome.LATE_STREAM: "stream_window"}
 
 
 @dataclass(slots=True)
@@ -155,7 +160,7 @@ def merge(
     if stream_ms is not None and len(new):
         # Taken, but before the window that ends on the stream's day: gone at once, and
         # counted as late (their ids are recognised like any record that left the window).
-        outcomes[took & (new.time_ms // DAY_MS < first[new.creator])] = Outcome.LATE
+        outcomes[took & (new.time_ms // DAY_MS < first[new.creator])] = Outcome.LATE_STREAM
     return Merged(
         Heads(watermark, region, region_ms),
         Columns(posts, tags, orders),

@@ -54,8 +54,10 @@ EVENTS_DUPLICATE = Counter(
 )
 EVENTS_LATE = Counter(
     "creator_scores_events_late",
-    "Events older than the rolling window, counted and ignored.",
-    ["topic"],
+    "Events older than the rolling window, counted and ignored. reason: creator_window "
+    "(before the window ending at the creator's newest event) or stream_window (before the "
+    "window ending on the stream's day, docs/scoring.md 'Stream time').",
+    ["topic", "reason"],
     registry=REGISTRY,
 )
 DEAD_LETTERS = Counter(

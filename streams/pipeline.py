@@ -52,7 +52,7 @@ from scoring.columns import (
     stack,
 )
 from scoring.events import Event, EventKind
-from scoring.merge import Outcome, merge
+from scoring.merge import LATE_REASONS, Outcome, merge
 from scoring.model import score_totals
 from scoring.names import UNKNOWN_REGION
 from scoring.packed import NewerFormatError, decode_each, encode, watermark_of
@@ -139,7 +139,8 @@ class BatchResult:
     dead_reasons: Counter[str] = field(default_factory=Counter)
     scored_by_topic: Counter[str] = field(default_factory=Counter)
     duplicate_by_topic: Counter[str] = field(default_factory=Counter)
-    late_by_topic: Counter[str] = field(default_factory=Counter)
+    #: Late events by (topic, reason): `scoring.merge.LATE_REASONS`.
+    late_by_topic: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 #: Bytes of record values parsed between two yields to the event loop (a few ms of work).
@@ -759,7 +760,7 @@ class Pipeline:
                 result.duplicate_by_topic[topic] += 1
             else:
                 result.late += 1
-                result.late_by_topic[topic] += 1
+                result.late_by_topic[topic, LATE_REASONS[Outcome(outcome)]] += 1
 
     # ---------------------------------------------------------------- metrics
 
@@ -777,8 +778,8 @@ class Pipeline:
             metrics.EVENTS_SCORED.labels(topic).inc(count)
         for topic, count in result.duplicate_by_topic.items():
             metrics.EVENTS_DUPLICATE.labels(topic).inc(count)
-        for topic, count in result.late_by_topic.items():
-            metrics.EVENTS_LATE.labels(topic).inc(count)
+        for (topic, reason), count in result.late_by_topic.items():
+            metrics.EVENTS_LATE.labels(topic, reason).inc(count)
         metrics.BATCHES.observe(result.records)
         metrics.BATCH_SECONDS.observe(seconds)
         if result.score_changes:

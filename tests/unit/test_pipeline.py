@@ -434,6 +434,17 @@ async def test_late_events_are_counted_and_change_nothing() -> None:
     ancient = order("a", 5, ordered_at=NOW_MS - 60 * 24 * HOUR)
     result = await h.pipeline.process([h.record("orders", b"a", ancient)])
     assert result.late == 1 and result.states_written == 0 and h.redis.last == []
+    assert result.late_by_topic == {("orders", "creator_window"): 1}
+
+
+async def test_events_before_the_stream_window_are_late_with_their_own_reason() -> None:
+    """A new creator's event 40 days behind the stream time: taken (its id is recognised
+    later) but outside every window that ends on the stream's day."""
+    h = Harness()
+    h.pipeline.observe_stream_time(NOW_MS + 40 * 24 * HOUR)
+    result = await h.pipeline.process([h.record("posts", b"b", post("b", 0))])
+    assert result.late == 1 and result.applied == 0
+    assert result.late_by_topic == {("posts", "stream_window"): 1}
 
 
 async def test_model_failure_dead_letters_only_the_event(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,7 +98,7 @@ def test_events_older_than_the_stream_window_are_late() -> None:
     state = CreatorState.new("cr-1")
     stream_ms = (DAY0 + P.window_days + 5) * DAY_MS
     outcomes = state.apply_all([_post(0, DAY0), _post(1, DAY0 + 10)], P, stream_ms=stream_ms)
-    assert outcomes == [Outcome.LATE, Outcome.APPLIED]
+    assert outcomes == [Outcome.LATE_STREAM, Outcome.APPLIED]
     assert state.watermark_ms == stream_ms  # a new creator's window starts at the stream time
     # Without the stream time both count (the creator's own clock).
     alone = CreatorState.new("cr-1")
@@ -117,7 +117,7 @@ def test_a_new_creator_whose_events_are_all_late_is_held_inactive() -> None:
     # events leave the window that ends on the stream's day at once, counted late.
     state = CreatorState.new("cr-1")
     stream_ms = (DAY0 + P.window_days + 5) * DAY_MS + 3_600_000
-    assert state.apply_all([_post(0, DAY0)], P, stream_ms=stream_ms) == [Outcome.LATE]
+    assert state.apply_all([_post(0, DAY0)], P, stream_ms=stream_ms) == [Outcome.LATE_STREAM]
     assert state.watermark_ms == (DAY0 + P.window_days + 5) * DAY_MS
     assert state.counts() == (0, 0, 0) and state.region == "ID"
     assert score(state, P).active is False
