@@ -244,7 +244,8 @@ def install_pipeline(
             sweeper = Sweeper(
                 pipeline, TableStore(bundle.table, producer, settings.topic_partitions),
                 settings.topic_partitions, owned, repair.exclusive,
-                clock=StreamClock(redis, Keys(settings.redis_prefix)),
+                clock=StreamClock(redis, Keys(settings.redis_prefix),
+                                  idle_s=settings.stream_idle_s),
                 requests=RescoreRequests(redis, Keys(settings.redis_prefix)),
                 slice_size=settings.sweep_slice,
             )  # fmt: skip

@@ -184,6 +184,12 @@ REDIS_REPUBLISHED_CREATORS = Counter(
     "Creators whose full card a republish wrote to Redis again.",
     registry=REGISTRY,
 )
+STREAM_TIME_IDLE_ADVANCES = Counter(
+    "creator_scores_stream_time_idle_advances",
+    "Times the stream time was moved by the wall clock, the stream being silent for "
+    "CREATOR_SCORES_STREAM_IDLE_S (streams.sweep.StreamClock).",
+    registry=REGISTRY,
+)
 STREAM_TIME = Gauge(
     "creator_scores_stream_time_seconds",
     "The stream time this worker scores at (Unix seconds): the newest event time of the "

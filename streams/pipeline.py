@@ -238,6 +238,9 @@ class Pipeline:
         self._misrouted_topics: set[str] = set()  # topics already logged (once each)
         #: The stream time: the newest event time of the stream (-1: none seen yet).
         self._stream_ms = -1
+        #: When records last reached `process` (`time.monotonic`): how long the stream has
+        #: been silent here (`streams.sweep.StreamClock`).
+        self.last_records_at = time.monotonic()
 
     @property
     def cache(self) -> RowCache:
@@ -259,6 +262,8 @@ class Pipeline:
     async def process(self, records: Sequence[RawRecord]) -> BatchResult:
         """Run one flush to the end: sinks written, then the state table."""
         started = time.perf_counter()
+        if records:
+            self.last_records_at = time.monotonic()
         now_ms = int(self._clock() * 1000)
         out = _Output()
         out.result.records = len(records)

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # creators' windows must roll (a new UTC day) or a new model reach them, seconds
     # (streams.sweep; 0: never, and windows roll only with each creator's own events).
     sweep_interval_s: float = Field(default=2.0, ge=0)
+    # A stream silent this long (no records, the stream time still), seconds of wall clock:
+    # the stream time then follows the wall clock this far behind it, so windows still
+    # roll (streams.sweep.StreamClock; 0: never, the stream time moves with events only).
+    stream_idle_s: float = Field(default=3600.0, ge=0)
     # Creators per slice of a sweep: a live batch waits for at most one slice (about 40 ms
     # at 500, bench/sweep.py); smaller slices, a longer sweep.
     sweep_slice: int = Field(default=500, ge=1)

@@ -54,11 +54,34 @@ _MEMBER = "stream"
 
 
 class StreamClock:
-    """The stream time, shared between workers through Redis."""
+    """The stream time, shared between workers through Redis, with a bounded wall-clock
+    fallback for a stream gone silent.
 
-    def __init__(self, client: Redis, keys: Keys) -> None:
+    With `idle_s` > 0: once the shared stream time has not moved and no records have
+    reached this worker for `idle_s` seconds (wall clock), the stream time follows the
+    wall clock, `idle_s` behind it (never back). So a stream that stops altogether still
+    rolls its creators' windows: they leave the boards at most `idle_s` later than if
+    events had kept coming. A replay of old events that goes quiet likewise ends rolled
+    up to the wall clock (docs/scoring.md, "Stream time"); `idle_s` 0 turns this off.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        *,
+        idle_s: float = 0.0,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._redis = client
         self._key = keys.stream_time()
+        self._idle_s = idle_s
+        self._wall = wall
+        self._monotonic = monotonic
+        self._seen_ms = -1  # the stream time from events, as of the last sync
+        self._still_since = monotonic()  # when it last moved
+        self._advanced_to = -1  # the last stream time this clock set from the wall clock
 
     async def sync(self, pipeline: Pipeline) -> int:
         """Publish the pipeline's stream time and take the stream's; returns the latter."""
@@ -70,7 +93,31 @@ class StreamClock:
         shared = replies[-1]
         if shared is not None:
             pipeline.observe_stream_time(int(shared))
+        if self._idle_s > 0 and pipeline.stream_ms >= 0:
+            await self._follow_wall_clock(pipeline)
         return pipeline.stream_ms
+
+    async def _follow_wall_clock(self, pipeline: Pipeline) -> None:
+        now = self._monotonic()
+        current = pipeline.stream_ms
+        if current != self._advanced_to and current != self._seen_ms:
+            self._seen_ms = current  # moved by events (here or on another worker)
+            self._still_since = now
+            return
+        quiet = min(now - self._still_since, now - pipeline.last_records_at)
+        if quiet < self._idle_s:
+            return
+        target = int((self._wall() - self._idle_s) * 1000)
+        if target <= current:
+            return
+        if self._advanced_to < 0:
+            log.info("no events for %.0fs: the stream time follows the wall clock, %.0fs behind "
+                     "it, until events come again (CREATOR_SCORES_STREAM_IDLE_S)",
+                     quiet, self._idle_s)  # fmt: skip
+        pipeline.observe_stream_time(target)
+        self._advanced_to = target
+        metrics.STREAM_TIME_IDLE_ADVANCES.inc()
+        await self._redis.zadd(self._key, {_MEMBER: target}, gt=True)
 
 
 class RescoreRequests:
