@@ -269,3 +269,38 @@ async def test_a_kill_in_the_middle_of_a_sweep_ends_as_an_undisturbed_run(
     await worker_env.wait_for(as_undisturbed, timeout=120, proc=proc,
                               what="the Redis state of an undisturbed run")  # fmt: skip
     assert worker_env.stop(proc) == 0
+
+
+async def test_a_silent_stream_still_rolls_windows_by_the_wall_clock(
+    worker_env: WorkerEnv, now_ms: int
+) -> None:
+    """Events of 40 days ago, then silence: the stream time follows the wall clock
+    (CREATOR_SCORES_STREAM_IDLE_S behind it) and the creators leave every board."""
+    settings = worker_env.settings
+    keys = Keys(settings.redis_prefix)
+    early, _ = _events(now_ms)
+    sources = [*settings.source_topics, rekeyed_topic_name(settings)]
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        proc = worker_env.start(CREATOR_SCORES_SWEEP_INTERVAL_S="0.2",
+                                CREATOR_SCORES_STREAM_IDLE_S="6")  # fmt: skip
+        await worker_env.produce(_records(worker_env, early))
+        await worker_env.wait_caught_up(sources, proc)
+        assert await _boards(redis, keys) == set(EARLY)  # on the boards while events come
+
+        async def left() -> bool:
+            return not await _boards(redis, keys)
+
+        what = "the creators leaving the boards after the silence"
+        await worker_env.wait_for(left, timeout=60, proc=proc, what=what)
+        stream_s = await redis.zscore(keys.stream_time(), "stream")
+        assert stream_s is not None and stream_s > now_ms - 2 * HOUR
+        for creator in EARLY:
+            assert (await redis.hgetall(keys.creator(creator)))[b"active"] == b"0"
+        changes = [orjson.loads(r.value) for r in
+                   await worker_env.read_topic(settings.changes_topic, at_least=6)]  # fmt: skip
+        rolled = {c["creator_id"] for c in changes if c["cause"] == "window_rolled"}
+        assert rolled == set(EARLY)
+        assert worker_env.stop(proc) == 0
+    finally:
+        await redis.aclose()
