@@ -97,6 +97,7 @@ async def _cleanup(settings: Settings, tags: list[str]) -> None:
     try:
         names = [f"{n}-{t}" for t in tags for n in _SOURCES]
         names += [f"bench-changelog-{t}-{TABLE_NAME}-changelog" for t in tags]
+        names += [f"cards-{t}" for t in tags]  # created by the worker, compacted
         existing = set(await admin.list_topics())
         await admin.delete_topics([n for n in names if n in existing])
     finally:
@@ -156,6 +157,7 @@ def run(records: int, size: int, keys: int, deadline_s: float) -> list[dict[str,
                 "CREATOR_SCORES_ORDERS_TOPIC": f"orders-{tag}",
                 "CREATOR_SCORES_CHANGES_TOPIC": f"changes-{tag}",
                 "CREATOR_SCORES_DEAD_LETTER_TOPIC": f"dead-{tag}",
+                "CREATOR_SCORES_CARDS_TOPIC": f"cards-{tag}",
                 "CREATOR_SCORES_METRICS_PORT": str(port),
                 "CREATOR_SCORES_WEB_PORT": str(free_port()),
                 "CREATOR_SCORES_REDIS_PREFIX": f"bench-changelog-{tag}:",

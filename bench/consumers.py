@@ -114,6 +114,7 @@ def consumer_env(
         "CREATOR_SCORES_ORDERS_TOPIC": topics[2],
         "CREATOR_SCORES_CHANGES_TOPIC": f"{app_id}-changes",
         "CREATOR_SCORES_DEAD_LETTER_TOPIC": f"{app_id}-dead-letters",
+        "CREATOR_SCORES_CARDS_TOPIC": f"{app_id}-cards",
         "CREATOR_SCORES_REDIS_PREFIX": f"{app_id}:",
         "CREATOR_SCORES_TOPIC_PARTITIONS": str(ctx.partitions),
         "CREATOR_SCORES_METRICS_PORT": str(free_port()),

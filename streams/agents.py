@@ -320,8 +320,8 @@ class WorkerSupport(mode.Service):
             await check_topics(
                 settings,
                 co_partitioned=[*settings.source_topics, rekeyed_topic_name(settings),
-                                changelog_topic_name(settings)],
-                compacted=[changelog_topic_name(settings)],
+                                changelog_topic_name(settings), settings.cards_topic],
+                compacted=[changelog_topic_name(settings), settings.cards_topic],
             )  # fmt: skip
         except TopicLayoutError as exc:
             # Running anyway would split creators' state between workers: refuse, and say why.

@@ -9,7 +9,8 @@
    and scores every creator that changed, before and after, in one pass
    (`scoring.window`, `scoring.model`);
 3. publishes the creators whose card changed: the Redis fields and board entries that
-   moved, and a record on the score-changes topic saying what changed and why;
+   moved, a record on the score-changes topic saying what changed and why, and the card
+   (a tombstone for a creator that left) on the compacted cards topic (`streams.cards`);
 4. writes each changed creator's new state to the table, once.
 
 Ordering is what makes at-least-once exact. The sinks are written before the state
@@ -61,6 +62,7 @@ from scoring.validate import ValidationError
 from scoring.vocab import NONE, Vocabulary
 from scoring.window import window_totals
 from streams import envelope, metrics
+from streams.cards import card_records
 from streams.codec import (
     RawRecord,
     count_unmapped,
@@ -107,6 +109,8 @@ class PipelineConfig:
     #: creator's own newest event, as `scoring.state` scores one creator alone (tools and
     #: tests that compare the bulk path with it).
     stream_time: bool = True
+    #: The compacted topic of every creator's current card (`streams.cards`; None: none).
+    cards_topic: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, rekeyed_topic: str) -> PipelineConfig:
@@ -119,6 +123,7 @@ class PipelineConfig:
             partitions=settings.topic_partitions,
             max_record_bytes=settings.max_record_bytes,
             max_state_bytes=settings.max_state_bytes,
+            cards_topic=settings.cards_topic,
         )
 
 
@@ -570,6 +575,9 @@ class Pipeline:
                     )
                 )
                 out.result.score_changes += 1
+        if self._config.cards_topic is not None:
+            out.records.extend(card_records(self._config.cards_topic, scores, published,
+                                            planned.unchanged, vocab, now_ms))  # fmt: skip
 
         taken: dict[int, list[_Item]] = {}
         for (event, record), owner, outcome in zip(items, owners, outcomes, strict=True):

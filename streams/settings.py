@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     orders_topic: str = "orders"
     changes_topic: str = "creator-score-changes"
     dead_letter_topic: str = "scorer-dead-letters"
+    # Compacted: every creator's current card, keyed by creator id (streams.cards).
+    cards_topic: str = "creator-scores"
     topic_partitions: int = 8
     topic_replication: int = 1
 

@@ -2,7 +2,9 @@
 
 Auto topic creation is off on the broker, so topics are created explicitly:
 the three source topics with one partition count (co-partitioned by creator
-id), the score-change and dead-letter topics beside them. Creating a topic
+id), the score-change and dead-letter topics beside them, and the compacted
+`creator-scores` topic of every creator's current card (the same partition
+count, so a creator's card sits on the partition number of its events). Creating a topic
 that exists is not an error, which keeps `stack up` and worker start-up
 idempotent; but a topic that exists with another shape than the worker needs
 (a source topic with its own partition count, a changelog that is not
@@ -35,7 +37,19 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
             settings.dead_letter_topic, parts, repl, topic_configs={"retention.ms": "2592000000"}
         )
     )
+    specs.append(NewTopic(settings.cards_topic, parts, repl, topic_configs=CARDS_TOPIC_CONFIG))
     return specs
+
+
+#: The cards topic keeps the last record of every key for ever (a tombstone, once
+#: compacted, after `delete.retention.ms`): a reader from offset 0 gets the current card of
+#: every creator. Compacted somewhat eagerly, so that a bootstrap reads little history.
+CARDS_TOPIC_CONFIG: Final[dict[str, str]] = {
+    "cleanup.policy": "compact",
+    "min.cleanable.dirty.ratio": "0.1",
+    "segment.ms": str(60 * 60 * 1000),
+    "delete.retention.ms": str(24 * 60 * 60 * 1000),
+}
 
 
 async def ensure_topics(settings: Settings, specs: list[NewTopic] | None = None) -> list[str]:
@@ -77,7 +91,8 @@ async def check_topics(
     A creator's events, its repartitioned events and its state changelog must share a
     partition number, so every one of those topics needs `topic_partitions` partitions; a
     changelog with `cleanup.policy=delete` loses the state of creators quiet for longer
-    than its retention, which recovery then silently starts afresh.
+    than its retention, which recovery then silently starts afresh; a cards topic with it
+    loses the cards of those creators, which a service bootstrapping from it then lacks.
 
     A topic created moments ago may not be described by every broker yet: topics the
     broker does not describe are asked about again for up to `settle_s` seconds.
@@ -119,9 +134,9 @@ def partition_problems(
         elif count != partitions:
             problems.append(
                 f"{name}: {count} partitions, but CREATOR_SCORES_TOPIC_PARTITIONS is "
-                f"{partitions}: the source topics, the repartition topic and the changelog "
-                "must all have it (co-partitioned by creator id); set the setting to the "
-                "source topics' count, or recreate the topic"
+                f"{partitions}: the source topics, the repartition topic, the changelog and "
+                "the cards topic must all have it (co-partitioned by creator id); set the "
+                "setting to the source topics' count, or recreate the topic"
             )
     return problems
 
@@ -143,8 +158,9 @@ def compaction_problems(replies: list[Any], names: Sequence[str]) -> list[str]:
             problems.append(f"{name}{UNDESCRIBED}")
         elif "compact" not in policy.split(","):
             problems.append(
-                f"{name}: cleanup.policy={policy}; a state changelog must be compacted "
-                f"(kafka-configs --alter --entity-type topics --entity-name {name} "
+                f"{name}: cleanup.policy={policy}; a state changelog or the cards topic must "
+                "be compacted, as each keeps the latest record of every creator (kafka-configs "
+                f"--alter --entity-type topics --entity-name {name} "
                 "--add-config cleanup.policy=compact)"
             )
     return problems

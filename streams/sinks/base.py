@@ -39,11 +39,12 @@ class CreatorSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class OutboundRecord:
-    """A record to produce: score changes, dead letters, re-keyed events."""
+    """A record to produce: score changes, dead letters, re-keyed events, cards (a value of
+    None is a tombstone: the key's record is deleted from a compacted topic)."""
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
     timestamp_ms: int | None = None
 
 

@@ -4,8 +4,10 @@ Each test gets its own topics, app id (so consumer group and changelog), Redis
 prefix and working directory, all passed to the worker through the environment
 exactly as an operator would. Helpers produce events, read output topics, wait
 for the worker to catch up (from the broker's committed offsets, not from sleeps)
-and dump every Redis key under the prefix for exact comparisons. Everything the
-test created (topics, keys) is deleted afterwards.
+and dump every Redis key under the prefix for exact comparisons. Every record of the
+output topics (score changes, dead letters, cards) is checked against its published
+schema, when a test reads it and again when the test ends. Everything the test
+created (topics, keys) is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from streams.devtools.stack import LocalStack, free_port, port_open
 from streams.keys import Keys
 from streams.settings import Settings
 from streams.topics import ensure_topics
+from tests.support.contracts import check_records, output_topics
 from tests.support.events import HOUR_MS, EventSet, make_events
 from tests.support.kafka import (
     Produced,
@@ -92,7 +95,19 @@ class WorkerEnv:
     async def read_topic(
         self, topic: str, *, at_least: int = 0, timeout: float = 30.0
     ) -> list[ConsumerRecord[bytes, bytes]]:
-        return await read_topic(self.settings, topic, at_least=at_least, timeout=timeout)
+        """Every record of `topic`; those of an output topic checked against their published
+        schema first (`tests.support.contracts`)."""
+        records = await read_topic(self.settings, topic, at_least=at_least, timeout=timeout)
+        check_records(self.settings, topic, records)
+        return records
+
+    async def check_outputs(self) -> dict[str, int]:
+        """Every record the workers wrote to the output topics, checked against its schema
+        (run when the test ends); records checked per topic."""
+        return {
+            topic: check_records(self.settings, topic, await read_topic(self.settings, topic))
+            for topic in output_topics(self.settings)
+        }
 
     async def wait_caught_up(
         self, topics: Sequence[str], proc: subprocess.Popen[bytes], timeout: float = 60.0
@@ -191,6 +206,7 @@ async def worker_env(
         "CREATOR_SCORES_ORDERS_TOPIC": f"{base}-orders",
         "CREATOR_SCORES_CHANGES_TOPIC": f"{base}-changes",
         "CREATOR_SCORES_DEAD_LETTER_TOPIC": f"{base}-dead",
+        "CREATOR_SCORES_CARDS_TOPIC": f"{base}-cards",
         "CREATOR_SCORES_TOPIC_PARTITIONS": str(PARTITIONS),
         "CREATOR_SCORES_REDIS_PREFIX": redis_prefix,
         "CREATOR_SCORES_METRICS_PORT": "0",
@@ -208,6 +224,7 @@ async def worker_env(
         orders_topic=values["CREATOR_SCORES_ORDERS_TOPIC"],
         changes_topic=values["CREATOR_SCORES_CHANGES_TOPIC"],
         dead_letter_topic=values["CREATOR_SCORES_DEAD_LETTER_TOPIC"],
+        cards_topic=values["CREATOR_SCORES_CARDS_TOPIC"],
         topic_partitions=PARTITIONS,
         redis_prefix=redis_prefix,
         kafka_bootstrap_servers=stack_settings.kafka_bootstrap_servers,
@@ -229,8 +246,12 @@ async def worker_env(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        await delete_topics(settings, base)
-        await delete_prefix(settings.redis_url, redis_prefix)
+        try:
+            # Whatever the test looked at, every output record keeps its published contract.
+            await harness.check_outputs()
+        finally:
+            await delete_topics(settings, base)
+            await delete_prefix(settings.redis_url, redis_prefix)
 
 
 @pytest.fixture

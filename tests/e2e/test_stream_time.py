@@ -17,6 +17,7 @@ from scoring.columns import DAY_MS
 from streams.app import rekeyed_topic_name
 from streams.keys import Keys
 from tests.e2e.test_worker import CLI, expected_cards, expected_redis, without_updated_at
+from tests.support.contracts import cards_in_redis, latest_cards
 from tests.support.payloads import HOUR, order, post, tag
 from tests.support.redis import dump_prefix
 
@@ -99,6 +100,18 @@ async def test_dormant_creators_leave_the_boards_and_a_replay_equals_live(
             assert last["reasons"]["window"].startswith("Window rolled"), last
         assert changes["cr-new"][-1]["cause"] == "events"
 
+        # The cards topic says the same: the last record of a quiet creator is a tombstone,
+        # every other creator's is its card in Redis (written with Redis, so waited for).
+        async def cards_as_redis() -> bool:
+            topic = latest_cards(await worker_env.read_topic(settings.cards_topic))
+            return topic == cards_in_redis(await worker_env.dump(), settings.redis_prefix)
+
+        await worker_env.wait_for(cards_as_redis, timeout=30, proc=proc,
+                                  what="the cards topic to agree with Redis")  # fmt: skip
+        topic = latest_cards(await worker_env.read_topic(settings.cards_topic))
+        assert topic["cr-quiet-1"] is None and topic["cr-quiet-2"] is None
+        assert {c for c, card in topic.items() if card is not None} == set(LATER)
+
         # A restart changes nothing: the new worker's pass finds nobody due.
         live = without_updated_at(await worker_env.dump())
         assert worker_env.stop(proc) == 0
@@ -173,6 +186,7 @@ async def test_rescore_reaches_every_creator_and_reports_progress(
     await worker_env.wait_for(lambda: _swept(worker_env, proc), timeout=30, proc=proc,
                               what="the first sweep")  # fmt: skip
     before = without_updated_at(await worker_env.dump())
+    cards_before = len(await worker_env.read_topic(settings.cards_topic))
 
     done = subprocess.run(
         [str(CLI), "rescore", "--timeout", "60"],
@@ -191,6 +205,16 @@ async def test_rescore_reaches_every_creator_and_reports_progress(
     after = without_updated_at(await worker_env.dump())
     request = Keys(settings.redis_prefix).rescore()
     assert {k: v for k, v in after.items() if not k.startswith(request)} == before
+
+    # A rescore writes every creator's card (or tombstone) to the cards topic again, so an
+    # empty or new topic can be filled; the last record per key still is Redis's card.
+    async def rewritten() -> bool:
+        records = await worker_env.read_topic(settings.cards_topic)
+        return len(records) >= cards_before + held
+
+    await worker_env.wait_for(rewritten, timeout=30, proc=proc, what="every card written again")
+    records = await worker_env.read_topic(settings.cards_topic)
+    assert latest_cards(records) == cards_in_redis(await worker_env.dump(), settings.redis_prefix)
     assert worker_env.stop(proc) == 0
 
 

@@ -33,6 +33,7 @@ from streams.keys import Keys
 from streams.layout import board_scores, creator_fields
 from streams.partitioning import partitions_for
 from streams.settings import Settings, load_scoring_params
+from tests.support.contracts import cards_in_redis, latest_cards
 
 #: A record to produce: (topic, key, value).
 Produced = tuple[str, bytes | None, bytes]
@@ -161,6 +162,12 @@ async def test_events_to_redis_changes_and_dead_letters(worker_env: WorkerEnv, n
         assert env["key"] == (None if key is None else key.decode())
         assert isinstance(env["partition"], int) and isinstance(env["offset"], int)
 
+    # The cards topic read from the beginning, the last value per key: every creator's card
+    # exactly as Redis holds it.
+    card_records = await worker_env.read_topic(settings.cards_topic, at_least=len(cards))
+    assert latest_cards(card_records) == cards_in_redis(first, prefix)
+    assert set(latest_cards(card_records)) == set(cards)
+
     # Score changes: a first card per creator, the last one within the threshold of the end.
     changes = await worker_env.read_topic(settings.changes_topic, at_least=len(cards))
     per_creator: dict[str, list[dict[str, object]]] = defaultdict(list)
@@ -196,6 +203,7 @@ async def test_events_to_redis_changes_and_dead_letters(worker_env: WorkerEnv, n
     await worker_env.produce(events.records)
     await worker_env.wait_caught_up(sources, proc)
     assert await worker_env.dump() == first
+    assert len(await worker_env.read_topic(settings.cards_topic)) == len(card_records)
 
     # A clean stop, a new worker recovering the state from the changelog, the events once
     # more: still not a byte of difference (without recovery every card would be rewritten).

@@ -18,6 +18,7 @@ CONFIG = PipelineConfig(
     changes_topic="changes",
     dead_letter_topic="dead",
     change_threshold=1.0,
+    cards_topic="cards",
 )
 
 
