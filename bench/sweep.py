@@ -70,6 +70,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.sinks.redis import RedisSink, build_redis
     from streams.state_store import DictStore
     from streams.sweep import Sweeper
+    from streams.turns import Exclusive
 
     settings = Settings()
     prefix = f"bench-sweep-{uuid.uuid4().hex[:8]}:"
@@ -115,7 +116,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["held"] = len(table)
         out["fill_s"] = round(time.perf_counter() - started, 1)
 
-        lock = asyncio.Lock()
+        lock = Exclusive()
         everything = frozenset(range(settings.topic_partitions))
         sweeper = Sweeper(pipeline, table, settings.topic_partitions, lambda: everything, lock,
                           slice_size=args.slice)  # fmt: skip

@@ -54,6 +54,7 @@ from streams.sinks.redis import RedisSink, build_redis
 from streams.state_store import TableStore
 from streams.sweep import RescoreRequests, StreamClock, Sweeper
 from streams.topics import TopicLayoutError, check_topics, ensure_topics
+from streams.turns import Exclusive
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ async def _drain_ingest(
     ingest: BatchIngest,
     pipeline: Pipeline,
     sizer: BatchSizer,
-    exclusive: asyncio.Lock,
+    exclusive: Exclusive,
     health: HealthState | None = None,
 ) -> None:
     """Batch mode's agent loop: take fetched messages, run them, then acknowledge them.
@@ -223,6 +224,7 @@ def install_pipeline(
         await producer.start()
         repairing: asyncio.Future[None] | None = None
         sweeping: asyncio.Future[None] | None = None
+        repair: Republisher | None = None
         try:
             pipeline = Pipeline(
                 config,
@@ -260,6 +262,11 @@ def install_pipeline(
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if repair is not None:
+                # A sweep slice's writes may still be on their way (streams.turns): let them
+                # land while the producer is up. Past the bound, its creators stay due.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(repair.exclusive.settle(), timeout=10.0)
             await producer.stop()
             await redis.aclose()
 

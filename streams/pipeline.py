@@ -216,6 +216,10 @@ class _Output:
             getattr(r, name).update(getattr(o, name))
 
 
+#: A sweep slice re-scored and not yet written (`Pipeline.prepare_sweep`, `Pipeline.commit`).
+Prepared = _Output
+
+
 class Pipeline:
     """Processes record batches into state, Redis snapshots and output records."""
 
@@ -281,7 +285,18 @@ class Pipeline:
         return out.result
 
     async def sweep(self, keys: Sequence[bytes], *, rescore: bool = False) -> BatchResult:
-        """Re-score the creators of `keys` that are due, and write them as a flush does.
+        """Re-score the creators of `keys` that are due, and write them as a flush does
+        (`prepare_sweep`, then `commit`)."""
+        return await self.commit(self.prepare_sweep(keys, rescore=rescore))
+
+    async def commit(self, prepared: Prepared) -> BatchResult:
+        """Write what `prepare_sweep` made: sinks first, then the state table."""
+        if prepared.result.creators:
+            await self._write(prepared)
+        return prepared.result
+
+    def prepare_sweep(self, keys: Sequence[bytes], *, rescore: bool = False) -> Prepared:
+        """Re-score the creators of `keys` that are due; `commit` writes them.
 
         Due: the stream time has entered a later UTC day than the creator's window ends
         on (its window lost a day: "window_rolled"), or the creator was last scored with
@@ -291,12 +306,16 @@ class Pipeline:
         creator swept once is not due again until the next day or model, so a slice done
         twice (a restart in the middle of a sweep) changes nothing the second time.
         With `rescore` every creator is due ("rescore": an operator asked for it).
+
+        Pure CPU, no I/O: a sweep computes its next slice while the previous one's writes
+        are on their way (`streams.turns`). Slices must not share creators.
         """
         started = time.perf_counter()
         stream_ms = self._stream_ms
         stream_day = stream_ms // DAY_MS if stream_ms >= 0 else -1
         model_version = self._params.model_version
         due: list[str] = []
+        values: list[bytes] = []
         causes: dict[str, str] = {}
         for key in keys:
             value = self._table.get(key)
@@ -317,27 +336,27 @@ class Pipeline:
                 continue
             creator_id = key.decode(errors="replace")
             due.append(creator_id)
+            values.append(value)
             causes[creator_id] = cause
         out = _Output()
         if due:
             now_ms = int(self._clock() * 1000)
             try:
-                self._flush_creators(due, {}, now_ms, out, causes)
+                self._flush_creators(due, {}, now_ms, out, causes, values)
             except NewerFormatError:
                 raise
             except Exception:
                 # A bug, not data: the creators stay as they are (their next event or the
                 # next sweep scores them), and the worker goes on.
                 log.exception("sweep of %d creators failed; they are left as they are", len(due))
-                return BatchResult()
+                return _Output()
             out.result.creators = len(due)
-            await self._write(out)
         metrics.SWEPT.inc(len(keys))
         for cause, count in Counter(causes.values()).items():
             metrics.RESCORED.labels(cause).inc(count)
         log.debug("sweep of %d creators: %d due, %.3fs", len(keys), len(due),
                   time.perf_counter() - started)  # fmt: skip
-        return out.result
+        return out
 
     async def _write(self, out: _Output) -> float:
         """Sinks first, then the state table (see the module docstring); returns when the
@@ -525,13 +544,15 @@ class Pipeline:
         now_ms: int,
         out: _Output,
         causes: Mapping[str, str] | None = None,
+        values: Sequence[bytes] | None = None,
     ) -> None:
         """Merge, score and publish `ids`' creators with their events in `work` (none for a
         creator `work` lacks). `causes` names the creators re-scored without events of their
-        own (`sweep`): each is scored even if nothing moved, and its change says why."""
+        own (`sweep`): each is scored even if nothing moved, and its change says why.
+        `values`: the creators' table values, when the caller has just read them."""
         params, vocab = self._params, self._vocab
         keys = [creator_id.encode() for creator_id in ids]
-        heads, columns, models, seen = self._load(ids, keys)
+        heads, columns, models, seen = self._load(ids, keys, values)
 
         items = [item for creator_id in ids for item in work.get(creator_id, ())]
         owners = [i for i, creator_id in enumerate(ids) for _ in work.get(creator_id, ())]
@@ -690,7 +711,7 @@ class Pipeline:
         return out
 
     def _load(
-        self, ids: list[str], keys: list[bytes]
+        self, ids: list[str], keys: list[bytes], values: Sequence[bytes | None] | None = None
     ) -> tuple[Heads, Columns, list[str | None], Rows]:
         """The stored state of each creator, the model its last card was scored with
         (None: no state, or one that cannot be read and starts afresh) and the ids it
@@ -703,8 +724,9 @@ class Pipeline:
         hits: list[CachedState] = []
         hit_at: list[int] = []
         seen: list[tuple[int, envelope.Hashes, envelope.Days]] = []
-        for i, key in enumerate(keys):
-            value = table.get(key)
+        if values is None:
+            values = [table.get(key) for key in keys]
+        for i, value in enumerate(values):
             if value is None:
                 continue
             try:

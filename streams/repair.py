@@ -45,6 +45,7 @@ from streams.periodic import run_every
 from streams.publish import plan
 from streams.sinks.base import CreatorSnapshot, SnapshotSink
 from streams.sinks.kafka import partition_for
+from streams.turns import Exclusive
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class Republisher:
         # Names seen in held states; grows like the pipeline's own vocabulary.
         self._vocab = Vocabulary()
         #: Held by each flush and by each slice of a republish, so the two take turns.
-        self.exclusive = asyncio.Lock()
+        self.exclusive = Exclusive()
 
     async def run(self, interval_s: float) -> None:
         """Check every `interval_s` seconds until cancelled; a Redis that does not answer is

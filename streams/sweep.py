@@ -16,7 +16,8 @@ partitions, so the workers share it through Redis (`Keys.stream_time`: `ZADD GT`
 only grows): a worker whose partitions are quiet still rolls its creators' windows.
 
 A pass runs in slices between batches (the agent's batches and the slices take turns on
-`exclusive`, as the Redis repair's do), so live events keep their freshness. It needs no
+`exclusive`, as the Redis repair's do), so live events keep their freshness; a slice is
+computed while the previous one's writes are on their way (`streams.turns`). It needs no
 bookkeeping to survive a restart or a rebalance: a creator swept is no longer due, so a
 slice done again changes nothing, and a worker that starts (or gets new partitions) runs
 a pass over what it holds, which finds whatever an interrupted pass left.
@@ -41,6 +42,7 @@ from streams.partitioning import partitions_for
 from streams.periodic import run_every
 from streams.pipeline import BatchResult, Pipeline
 from streams.repair import HeldStates, Ownership
+from streams.turns import Exclusive
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +210,7 @@ class Sweeper:
         states: HeldStates,
         partitions: int,
         owned: Ownership,
-        exclusive: asyncio.Lock,
+        exclusive: Exclusive,
         *,
         clock: StreamClock | None = None,
         requests: RescoreRequests | None = None,
@@ -297,24 +299,31 @@ class Sweeper:
         keys = list(map(bytes, self._states.keys()))
         total = len(keys)
         metrics.SWEEP_REMAINING.set(total)
+        pipeline = self._pipeline
         try:
             for start in range(0, total, self._slice):
                 chunk = keys[start : start + self._slice]
-                async with self._exclusive:
+                # The slice is computed while the previous one's writes are on their way,
+                # and its own are left on their way in turn (`streams.turns`).
+                async with self._exclusive.turn(settle=False) as turn:
                     if self._owned() != owned:
+                        _count(done, await turn.settle())
                         log.info("sweep stopped by a rebalance after %d of %d creators; the "
                                  "next pass takes it up", start, total)  # fmt: skip
                         return done
                     where = partitions_for(chunk, self._partitions).tolist()
                     mine = [k for k, p in zip(chunk, where, strict=True) if p in owned]
-                    result: BatchResult = await self._pipeline.sweep(mine, rescore=rescore)
+                    prepared = pipeline.prepare_sweep(mine, rescore=rescore)
+                    _count(done, await turn.settle())
+                    turn.defer(pipeline.commit(prepared))
                 done.looked_at += len(mine)
-                done.rescored += result.creators
-                done.published += result.snapshots_written
+                done.rescored += prepared.result.creators
                 metrics.SWEEP_REMAINING.set(total - start - len(chunk))
                 if progress is not None:
                     await progress(start + len(chunk), total)
                 await asyncio.sleep(0)  # let batches and heartbeats through between slices
+            async with self._exclusive.turn(settle=False) as turn:
+                _count(done, await turn.settle())
         finally:
             metrics.SWEEP_REMAINING.set(0)
         done.complete = True
@@ -326,6 +335,11 @@ class Sweeper:
                      "published, in %.2fs", done.rescored, done.looked_at,
                      _date(day), done.published, done.seconds)  # fmt: skip
         return done
+
+
+def _count(done: Pass, written: BatchResult | None) -> None:
+    if written is not None:
+        done.published += written.snapshots_written
 
 
 def _date(day: int) -> str:

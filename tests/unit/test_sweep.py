@@ -4,7 +4,6 @@ a new model reaches every creator, and a sweep done twice changes nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from streams.pipeline import Pipeline
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
 from streams.state_store import DictStore
 from streams.sweep import Sweeper
+from streams.turns import Exclusive
 from tests.support.payloads import CONFIG, NOW_MS, order, post
 
 
@@ -172,7 +172,7 @@ async def test_the_sweeper_goes_through_what_it_owns_in_slices_and_stops_at_a_re
     h.pipeline.observe_stream_time(NOW_MS + 2 * DAY_MS)  # all 5 are due now
     partitions = 4
     owned: list[frozenset[int] | None] = [frozenset(range(partitions))]
-    sweeper = Sweeper(h.pipeline, h.table, partitions, lambda: owned[0], asyncio.Lock(),
+    sweeper = Sweeper(h.pipeline, h.table, partitions, lambda: owned[0], Exclusive(),
                       slice_size=2)  # fmt: skip
     assert sweeper.due()
     seen: list[tuple[int, int]] = []

@@ -1,0 +1,114 @@
+"""Turns on a worker's state: a deferred write is always finished before the next turn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from streams.turns import Exclusive
+
+
+async def _write(log: list[str], name: str, gate: asyncio.Event | None = None) -> str:
+    log.append(f"{name} started")
+    if gate is not None:
+        await gate.wait()
+    else:
+        await asyncio.sleep(0.01)
+    log.append(f"{name} done")
+    return name
+
+
+async def test_the_next_turn_waits_for_the_deferred_write() -> None:
+    turns = Exclusive()
+    log: list[str] = []
+    gate = asyncio.Event()
+    async with turns.turn(settle=False) as turn:
+        turn.defer(_write(log, "slice 1", gate))
+
+    async def batch() -> None:
+        async with turns:
+            log.append("batch")
+
+    waiting = asyncio.ensure_future(batch())
+    await asyncio.sleep(0.02)
+    assert log == ["slice 1 started"]  # the batch holds back while the write is on its way
+    gate.set()
+    await waiting
+    assert log == ["slice 1 started", "slice 1 done", "batch"]
+
+
+async def test_a_turn_without_settling_overlaps_its_work_with_the_write() -> None:
+    turns = Exclusive()
+    log: list[str] = []
+    gate = asyncio.Event()
+    async with turns.turn(settle=False) as turn:
+        turn.defer(_write(log, "slice 1", gate))
+    async with turns.turn(settle=False) as turn:
+        await asyncio.sleep(0)
+        log.append("slice 2 computed")  # while slice 1 is still being written
+        gate.set()
+        assert await turn.settle() == "slice 1"
+        turn.defer(_write(log, "slice 2"))
+    async with turns.turn(settle=False) as turn:
+        assert await turn.settle() == "slice 2"
+        assert await turn.settle() is None  # nothing left
+    assert log == ["slice 1 started", "slice 2 computed", "slice 1 done", "slice 2 started",
+                   "slice 2 done"]  # fmt: skip
+
+
+async def test_defer_needs_a_turn_and_a_settled_write() -> None:
+    turns = Exclusive()
+    log: list[str] = []
+    with pytest.raises(RuntimeError, match="outside a turn"):
+        turns.defer(_write(log, "x"))
+    gate = asyncio.Event()
+    async with turns.turn(settle=False) as turn:
+        turn.defer(_write(log, "a", gate))
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="previous deferred write"):
+            turn.defer(_write(log, "b"))
+        gate.set()
+        await turn.settle()
+    assert log == ["a started", "a done"]  # "b" never ran
+
+
+async def test_a_failed_write_is_logged_not_raised_at_the_next_holder(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    turns = Exclusive()
+
+    async def broken() -> None:
+        raise RuntimeError("broker refused for good")
+
+    async with turns.turn(settle=False) as turn:
+        turn.defer(broken())
+    with caplog.at_level(logging.ERROR, logger="streams.turns"):
+        async with turns:
+            pass
+    assert "a deferred write failed" in caplog.text
+    assert not turns.locked()
+
+
+async def test_a_cancelled_waiter_leaves_the_write_for_the_next_one() -> None:
+    turns = Exclusive()
+    log: list[str] = []
+    gate = asyncio.Event()
+    async with turns.turn(settle=False) as turn:
+        turn.defer(_write(log, "slice", gate))
+
+    async def holder() -> None:
+        async with turns:
+            log.append("first holder")
+
+    first = asyncio.ensure_future(holder())
+    await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert not turns.locked()
+    gate.set()
+    async with turns.turn(settle=False) as turn:
+        assert await turn.settle() == "slice"  # still there, and finished, for the next one
+    assert log == ["slice started", "slice done"]
