@@ -231,6 +231,8 @@ def _query_names(route: APIRoute) -> frozenset[str]:
         while stack:
             dependant = stack.pop()
             found.update(param.alias for param in dependant.query_params)
+            if isinstance(dependant.call, APIKeyQuery):  # reads the query itself
+                found.add(dependant.call.model.name)
             stack.extend(dependant.dependencies)
         names = _QUERY_NAMES[id(route)] = frozenset(found)
     return names
