@@ -33,7 +33,7 @@ STREAM_MEMBER: Final = "stream"
 
 # KEYS: a board. ARGV: first and last rank (0-based), the creator hash key prefix.
 # Replies {board size, {member, score, ...}, {provisional, confidence, region, ...}}.
-_PAGE = """
+PAGE_SCRIPT = """
 local m = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES')
 local f = {}
 for i = 1, #m, 2 do
@@ -48,7 +48,7 @@ return {redis.call('ZCARD', KEYS[1]), m, f}
 # KEYS: the creator's hash, its board set, the stream time. ARGV: the creator id.
 # Replies nil for an unknown creator, else {hash fields and values, boards, {0-based rank
 # or -1, board size, ...} per board, stream time or ''}.
-_CREATOR = """
+CREATOR_SCRIPT = """
 local card = redis.call('HGETALL', KEYS[1])
 if #card == 0 then return false end
 local boards = redis.call('SMEMBERS', KEYS[2])
@@ -139,8 +139,8 @@ class Reader:
         self._redis = client
         self._keys = keys
         self._params = params
-        self._page = client.register_script(_PAGE)
-        self._creator = client.register_script(_CREATOR)
+        self._page = client.register_script(PAGE_SCRIPT)
+        self._creator = client.register_script(CREATOR_SCRIPT)
         self._regions: tuple[float, list[str]] = (0.0, [])
 
     async def board_page(
