@@ -50,7 +50,7 @@ from streams.row_cache import RowCache
 from streams.settings import Settings, load_scoring_params, redacted
 from streams.sinks.base import UnwritableError
 from streams.sinks.kafka import KafkaSink, build_producer
-from streams.sinks.redis import RedisSink, build_redis
+from streams.sinks.redis import ChangeRetention, RedisSink, build_redis
 from streams.state_store import TableStore
 from streams.sweep import RescoreRequests, StreamClock, Sweeper
 from streams.topics import TopicLayoutError, check_topics, ensure_topics
@@ -230,7 +230,13 @@ def install_pipeline(
                 config,
                 params,
                 TableStore(bundle.table, producer, settings.topic_partitions),
-                RedisSink(redis, Keys(settings.redis_prefix)),
+                RedisSink(
+                    redis,
+                    Keys(settings.redis_prefix),
+                    changes=ChangeRetention(
+                        settings.redis_changes_maxlen, settings.redis_changes_per_creator
+                    ),
+                ),
                 KafkaSink(producer, dead_letter_topic=settings.dead_letter_topic),
                 cache=cache,
             )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 from pydantic import ValidationError
 
+from streams.api.cli import COMMANDS as API_COMMANDS
 from streams.keys import BOARD_SCORES, GLOBAL_REGION
 from streams.log_limit import setup_tool_logging
 from streams.settings import (
@@ -558,6 +559,11 @@ def demo(settings: Settings, creators: int, rate: int, seconds: float | None) ->
     from streams.devtools.demo import run_demo
 
     sys.exit(run_demo(settings, creators=creators, rate=rate, seconds=seconds))
+
+
+# The read API's `serve` and `keys` (docs/api.md).
+for _command in API_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ as they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from scoring.names import SCORE_NAMES
 
@@ -81,3 +82,62 @@ class Keys:
     def rescore(self) -> str:
         """An operator's request for a full re-score and its progress (`creator-scores rescore`)."""
         return f"{self.prefix}meta:rescore"
+
+    def changes(self) -> str:
+        """Stream of every score-change record, capped (`XADD MAXLEN ~`): the read API's live
+        feed. Entries: `creator_id`, `change` (the JSON of the `creator-score-changes` topic)."""
+        return f"{self.prefix}changes"
+
+    def creator_changes(self, creator_id: str) -> str:
+        """Stream of one creator's newest score-change records (a few, `XADD MAXLEN`): its
+        recent changes and its live feed. Entries: `change`."""
+        return f"{self.prefix}creator-changes:{creator_id}"
+
+    def api_key(self, key_id: str) -> str:
+        """Hash of one partner API key: its token's SHA-256 (never the token), partner,
+        regions, rate limit (`streams.api.auth`)."""
+        return f"{self.prefix}api:key:{key_id}"
+
+    def api_keys(self) -> str:
+        """Set of the API key ids, for `creator-scores keys list`."""
+        return f"{self.prefix}api:keys"
+
+    def api_rate(self, key_id: str) -> str:
+        """Requests of one API key in its current rate window (a counter that expires)."""
+        return f"{self.prefix}api:rate:{key_id}"
+
+    def api_search(self, digest: str) -> str:
+        """A partner search's matches, kept briefly so its pages are read from one result."""
+        return f"{self.prefix}api:search:{digest}"
+
+    def parse_board(self, key: str) -> BoardRef | None:
+        """The board a key names (`board`, `theme_board`, `content_type_board`), or None."""
+        head = f"{self.prefix}lb:"
+        if not key.startswith(head):
+            return None
+        parts = [unquote(part) for part in key[len(head) :].split(SEPARATOR)]
+        if len(parts) == 2:
+            return BoardRef(parts[0], parts[1])
+        if len(parts) == 3:
+            return BoardRef(parts[0], parts[1], theme=parts[2])
+        if len(parts) == 4 and parts[2] == "ct":
+            return BoardRef(parts[0], parts[1], content_type=parts[3])
+        return None
+
+
+@dataclass(frozen=True)
+class BoardRef:
+    """A leaderboard by what it ranks: a score in a region, optionally one theme or one
+    content type (never both)."""
+
+    score: str
+    region: str = GLOBAL_REGION
+    theme: str | None = None
+    content_type: str | None = None
+
+    def key(self, keys: Keys) -> str:
+        if self.theme is not None:
+            return keys.theme_board(self.score, self.region, self.theme)
+        if self.content_type is not None:
+            return keys.content_type_board(self.score, self.region, self.content_type)
+        return keys.board(self.score, self.region)

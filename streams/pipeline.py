@@ -30,7 +30,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -584,18 +584,23 @@ class Pipeline:
         scores = score_totals(totals, params)
         published = self._published(ids, changed, comparable, models, both_heads, causes)
         planned = plan(scores, published, vocab, now_ms)
-        out.snapshots.extend(planned.snapshots)
+        snapshots = planned.snapshots  # one per publishing creator, in its order
         publishing = [p for p, same in zip(published, planned.unchanged, strict=True) if not same]
-        for change in score_changes(scores, publishing, self._config.change_threshold):
+        changes = score_changes(scores, publishing, self._config.change_threshold)
+        for j, change in enumerate(changes):
             if change is not None:
+                value = orjson.dumps(change.to_dict())
                 out.records.append(
                     OutboundRecord(
                         topic=self._config.changes_topic,
                         key=change.creator_id.encode(),
-                        value=orjson.dumps(change.to_dict()),
+                        value=value,
                     )
                 )
+                # The same record goes to Redis with the card, for the read API's feeds.
+                snapshots[j] = replace(snapshots[j], change=value)
                 out.result.score_changes += 1
+        out.snapshots.extend(snapshots)
         if self._config.cards_topic is not None:
             out.records.extend(card_records(self._config.cards_topic, scores, published,
                                             planned.unchanged, vocab, now_ms))  # fmt: skip

@@ -25,14 +25,23 @@ from scoring.explain import Explanation, explanations_from_basis
 from scoring.labels import normalise
 from scoring.names import REGION_ALIASES, SCORE_NAMES
 from scoring.params import Params
-from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, Keys
+from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, BoardRef, Keys
 
 #: Sub-scores in the order `show` lists them, after the overall score.
 SUB_SCORES: Final = tuple(name for name in SCORE_NAMES if name != "overall")
 
 
 class ReaderError(ValueError):
-    """A request the readers cannot answer as asked (unknown score, conflicting filters)."""
+    """A request the readers cannot answer as asked (unknown score, conflicting filters).
+
+    `param` names the parameter at fault and `valid` lists the values it may take, where
+    there is such a list (for the read API's errors).
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, valid: Sequence[str] = ()):
+        super().__init__(message)
+        self.param = param
+        self.valid = tuple(valid)
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,23 @@ def board_key(
     content_type: str | None = None,
     taxonomy: Params | None = None,
 ) -> str:
-    """The leaderboard key for a request; ReaderError explains a request with no board.
+    """The leaderboard key for a request; ReaderError explains a request with no board
+    (see `board_ref`)."""
+    ref = board_ref(
+        score=score, region=region, theme=theme, content_type=content_type, taxonomy=taxonomy
+    )
+    return ref.key(keys)
+
+
+def board_ref(
+    *,
+    score: str = "overall",
+    region: str = GLOBAL_REGION,
+    theme: str | None = None,
+    content_type: str | None = None,
+    taxonomy: Params | None = None,
+) -> BoardRef:
+    """The leaderboard a request names; ReaderError explains a request with no board.
 
     A theme or content type is normalised as the worker normalises labels (`Beauty`
     reads the `beauty` board). With `taxonomy` (the worker's parameters), a label outside
@@ -128,42 +153,58 @@ def board_key(
     lists the labels there are; so is a region that is not ALL or a two-letter code.
     """
     if score not in BOARD_SCORES:
-        raise ReaderError(f"unknown score {score!r}; choose one of {', '.join(BOARD_SCORES)}")
-    if not region.strip():
-        raise ReaderError("region must not be empty (ALL for the global board)")
-    region = region_code(region)
-    if region != GLOBAL_REGION and not (len(region) == 2 and region.isascii() and region.isalpha()):
         raise ReaderError(
-            f"region {region!r} is not ALL or a two-letter code such as US, GB, ID, MY, VN, PH"
-        )
+            f"unknown score {score!r}; choose one of {', '.join(BOARD_SCORES)}",
+            param="score", valid=BOARD_SCORES,
+        )  # fmt: skip
+    region = valid_region(region)
     if theme is not None and content_type is not None:
-        raise ReaderError("choose a theme or a content type, not both: no board has both")
+        raise ReaderError(
+            "choose a theme or a content type, not both: no board has both", param="theme"
+        )
     if (theme is not None or content_type is not None) and score not in BREAKDOWN_SCORES:
         raise ReaderError(
             f"per-theme and per-content-type boards exist for {', '.join(BREAKDOWN_SCORES)} "
-            f"only, not {score!r}"
-        )
+            f"only, not {score!r}",
+            param="score", valid=BREAKDOWN_SCORES,
+        )  # fmt: skip
     if theme is not None:
-        if not theme.strip():
-            raise ReaderError("theme must not be empty")
-        label = normalise(theme)
-        if taxonomy is not None and label not in taxonomy.theme_set:
-            raise ReaderError(
-                f"no board for theme {theme!r}; the themes are: "
-                f"{', '.join(sorted(taxonomy.theme_set))}"
-            )
-        return keys.theme_board(score, region, label)
+        return BoardRef(score, region, theme=valid_label("theme", theme, taxonomy))
     if content_type is not None:
-        if not content_type.strip():
-            raise ReaderError("content type must not be empty")
-        label = normalise(content_type)
-        if taxonomy is not None and label not in taxonomy.content_type_set:
+        label = valid_label("content_type", content_type, taxonomy)
+        return BoardRef(score, region, content_type=label)
+    return BoardRef(score, region)
+
+
+def valid_region(region: str) -> str:
+    """`region` as boards name it (`region_code`); ReaderError unless ALL or two letters."""
+    if not region.strip():
+        raise ReaderError("region must not be empty (ALL for the global board)", param="region")
+    code = region_code(region)
+    if code != GLOBAL_REGION and not (len(code) == 2 and code.isascii() and code.isalpha()):
+        raise ReaderError(
+            f"region {code!r} is not ALL or a two-letter code such as US, GB, ID, MY, VN, PH",
+            param="region",
+        )
+    return code
+
+
+def valid_label(kind: str, label: str, taxonomy: Params | None) -> str:
+    """A theme (`kind` "theme") or content type ("content_type") normalised as the worker
+    normalises it; with `taxonomy`, ReaderError for one outside it (it has no board)."""
+    words = kind.replace("_", " ")
+    if not label.strip():
+        raise ReaderError(f"{words} must not be empty", param=kind)
+    normal = normalise(label)
+    if taxonomy is not None:
+        labels = taxonomy.theme_set if kind == "theme" else taxonomy.content_type_set
+        if normal not in labels:
+            plural = "themes" if kind == "theme" else "content types"
             raise ReaderError(
-                f"no board for content type {content_type!r}; the content types are: "
-                f"{', '.join(sorted(taxonomy.content_type_set))}"
-            )
-        return keys.content_type_board(score, region, label)
-    return keys.board(score, region)
+                f"no board for {words} {label!r}; the {plural} are: {', '.join(sorted(labels))}",
+                param=kind, valid=sorted(labels),
+            )  # fmt: skip
+    return normal
 
 
 def region_code(region: str) -> str:

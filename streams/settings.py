@@ -117,6 +117,19 @@ class Settings(BaseSettings):
     # Creators per slice of a sweep: a live batch waits for at most one slice (about 40 ms
     # at 500, bench/sweep.py); smaller slices, a longer sweep.
     sweep_slice: int = Field(default=500, ge=1)
+    # Score-change records kept in Redis for the read API (docs/api.md): the newest of all
+    # creators in one stream (about 1.5 KB each; 0: none), and each creator's newest ones.
+    redis_changes_maxlen: int = Field(default=10_000, ge=0)
+    redis_changes_per_creator: int = Field(default=5, ge=0)
+
+    # Read API (`creator-scores serve`, docs/api.md).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    # A new key's rate limit when `keys create` is given none: requests per window.
+    api_default_rate: int = Field(default=600, ge=1)
+    api_rate_window_s: int = Field(default=60, ge=1)
+    # How long a search's matches are kept so its next pages read the same result, ms.
+    api_search_ttl_ms: int = Field(default=5_000, ge=1)
 
     # Local stack (`creator-scores stack ...`).
     stack_dir: Path = Path(".stack")

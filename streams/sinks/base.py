@@ -26,7 +26,9 @@ class CreatorSnapshot:
     boards it newly belongs to (None: all of `set_boards`), which are added to its
     membership set. With `previous_known` false the pipeline had no record of the
     creator's boards (new state over an existing Redis), so `set_boards` is complete and
-    the sink asks Redis which boards to leave.
+    the sink asks Redis which boards to leave. `change` is the creator's score-change record
+    (the JSON of the score-changes topic) when the flush emitted one: the sink appends it to
+    the Redis change streams the read API serves.
     """
 
     creator_id: str
@@ -35,6 +37,7 @@ class CreatorSnapshot:
     leave_boards: frozenset[str] = frozenset()
     previous_known: bool = True
     join_boards: frozenset[str] | None = None
+    change: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

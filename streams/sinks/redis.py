@@ -14,6 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -43,13 +44,31 @@ def build_redis(url: str) -> Redis:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeRetention:
+    """How many score-change records the sink keeps in Redis (`Settings.redis_changes_*`):
+    in the stream of all creators (about that many: trimmed with `MAXLEN ~`), and per
+    creator (exactly). 0 keeps none."""
+
+    stream: int = 10_000
+    per_creator: int = 5
+
+
 class RedisSink:
     """Applies a batch of snapshots with one pipelined round trip (two for unknown creators)."""
 
-    def __init__(self, client: Redis, keys: Keys, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        keys: Keys,
+        backoff: Backoff | None = None,
+        *,
+        changes: ChangeRetention | None = None,
+    ) -> None:
         self._redis = client
         self._keys = keys
         self._backoff = backoff or Backoff()
+        self._changes = changes or ChangeRetention()
 
     async def write(self, batch: Sequence[CreatorSnapshot]) -> None:
         if not batch:
@@ -122,7 +141,32 @@ class RedisSink:
             command((b"ZREM", (prefix + board).encode(), *members))
         for board, entries in adds.items():
             command((b"ZADD", (prefix + board).encode(), *entries))
+        # Last, so a reader woken by a change finds the hash and boards already written.
+        commands.extend(self._change_commands(batch))
         await self._execute(commands)
+
+    def _change_commands(self, batch: Sequence[CreatorSnapshot]) -> list[tuple[bytes, ...]]:
+        """XADDs of the batch's score-change records to the change streams (`Keys.changes`,
+        `Keys.creator_changes`). A retried batch may add a record twice, as the topic may."""
+        keep = self._changes
+        out: list[tuple[bytes, ...]] = []
+        if not keep.stream and not keep.per_creator:
+            return out
+        stream = self._keys.changes().encode()
+        stream_len = str(keep.stream).encode()
+        per_creator = str(keep.per_creator).encode()
+        for snap in batch:
+            change = snap.change
+            if change is None:
+                continue
+            if keep.stream:
+                member = snap.creator_id.encode()
+                out.append((b"XADD", stream, b"MAXLEN", b"~", stream_len, b"*",
+                            b"creator_id", member, b"change", change))  # fmt: skip
+            if keep.per_creator:
+                own = self._keys.creator_changes(snap.creator_id).encode()
+                out.append((b"XADD", own, b"MAXLEN", per_creator, b"*", b"change", change))
+        return out
 
     async def _execute(self, commands: Sequence[Sequence[bytes]]) -> list[Any]:
         """Send every command in one write and return every reply, as a pipeline would.

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scoring.labels import DEFAULT_CONTENT_TYPES, DEFAULT_THEMES, OTHER
-from streams.keys import BREAKDOWN_SCORES, GLOBAL_REGION, SEPARATOR, Keys, key_part
+from streams.keys import BREAKDOWN_SCORES, GLOBAL_REGION, SEPARATOR, BoardRef, Keys, key_part
 from streams.layout import board_id
 from streams.readers import board_key
 
@@ -107,3 +107,25 @@ def test_top_says_which_labels_exist_and_exits_2() -> None:
     result = CliRunner().invoke(main, ["top", "--theme", "Crypto"])
     assert result.exit_code == 2
     assert "no board for theme 'Crypto'; the themes are:" in result.output
+
+
+@settings(max_examples=1000, deadline=None)
+@given(score=TEXT, region=TEXT, kind=st.sampled_from(KINDS), label=TEXT)
+def test_every_board_key_reads_back_as_its_board(
+    score: str, region: str, kind: str, label: str
+) -> None:
+    ref = KEYS.parse_board(build(KEYS, score, region, kind, label))
+    assert ref == BoardRef(
+        score,
+        region,
+        theme=label if kind == "theme" else None,
+        content_type=label if kind == "ct" else None,
+    )
+    assert ref is not None and ref.key(KEYS) == build(KEYS, score, region, kind, label)
+
+
+@pytest.mark.parametrize(
+    "key", ["cs:creator:c1", "other:lb:overall:ALL", "cs:lb:overall", "cs:lb:a:b:c:d", "cs:lb:"]
+)
+def test_what_is_not_a_board_key_is_no_board(key: str) -> None:
+    assert KEYS.parse_board(key) is None
