@@ -136,6 +136,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.extend(_recovery_targets(results))
     out.append(_read_target(results))
     out.extend(_sweep_targets(results))
+    out.extend(_api_targets(results))
     return out
 
 
@@ -553,6 +554,68 @@ def _sweep_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+#: The issue's read API targets: p99 ms at 50 concurrent clients, 100,000 creators.
+API_TARGETS = (
+    ("top10", "top-10", 5.0),
+    ("creator", "a creator with its explanation and percentiles", 10.0),
+    ("search", "a partner search with three filters", 50.0),
+)
+
+
+def _api(results: dict[str, Any]) -> list[str]:
+    api = results.get("api")
+    if not api:
+        return ["Not measured in this run (`--only api`).", ""]
+    source = results.get("api_run")
+    lines = [] if not source else [
+        f"From `{source['file']}` ({source['when']}), an API-only run on the same machine.", "",
+    ]  # fmt: skip
+    lines += [
+        f"`{api['command']}`: {api['creators']:,} creators in a private Redis "
+        f"({api['scored']:,} scored by the pipeline, the rest copies), `creator-scores serve` "
+        f"with {api['workers']} process(es), each read for {api['seconds']:g} s by "
+        f"{api['clients']} clients sending back to back, then paced at half that throughput "
+        "(timed from when each request was due); the same reads straight from Redis in the "
+        "same run (a bare `ZREVRANGE` / `HGETALL`, and the API's own Lua scripts).",
+        "",
+        "| read | back to back: req/s | p50 / p99 (ms) | paced: req/s | p50 / p99 (ms) | "
+        "bare Redis p50 / p99 (ms) | API p99 / bare p99 | target p99 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    bare_of = {"top10": "top10", "creator": "creator", "search": "search_script"}
+    for kind, label, target in API_TARGETS:
+        hot, paced = api["api"][kind], api["api_paced"][kind]
+        bare = api["redis"][bare_of[kind]]
+        ratio = hot["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else None
+        lines.append(
+            f"| {label} | {_fmt(hot['per_s'])} | {_fmt(hot['p50_ms'], 1)} / "
+            f"{_fmt(hot['p99_ms'], 1)} | {_fmt(paced['per_s'])} | {_fmt(paced['p50_ms'], 1)} / "
+            f"{_fmt(paced['p99_ms'], 1)} | {_fmt(bare['p50_ms'], 1)} / {_fmt(bare['p99_ms'], 1)} "
+            f"| {_ratio(round(ratio, 1) if ratio else None)} | {target:g} ms |"
+        )
+    lines += ["", "The search's bare figure is its Lua script run straight on Redis.", ""]
+    return lines
+
+
+def _api_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    api = results.get("api")
+    out = []
+    for kind, label, target in API_TARGETS:
+        text = f"API {label} p99 < {target:g} ms, 50 clients, 100,000 creators"
+        if not api:
+            out.append({"target": text, "measured": None, "pass": None})
+            continue
+        row = api["api"][kind]
+        full = api["creators"] >= 100_000 and api["clients"] >= 50
+        out.append({
+            "target": text,
+            "measured": f"{row['p99_ms']:.1f} ms ({api['clients']} clients, "
+                        f"{api['creators']:,} creators)",
+            "pass": (row["p99_ms"] < target) if full else None,
+        })  # fmt: skip
+    return out
+
+
 def _scale(results: dict[str, Any]) -> list[str]:
     """The scale profile: one large dataset, the pipeline alone, its memory and state."""
     scale = results.get("scale")
@@ -731,6 +794,8 @@ def render_markdown(results: dict[str, Any], json_path: Path, png_name: str | No
     lines += _scale(results)
     lines += ["## 7. Day-boundary sweep", ""]
     lines += _sweep(results)
+    lines += ["## 8. Read API", ""]
+    lines += _api(results)
     errors = results.get("errors") or []
     if errors:
         lines += ["## Errors in this run", ""]
@@ -874,6 +939,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="take the sweep section from this run (`python -m bench.run --only sweep`)",
     )
+    parser.add_argument(
+        "--api-from",
+        type=Path,
+        help="take the read API section from this `python -m bench.api --out` result",
+    )
     args = parser.parse_args(argv)
     path: Path = args.results
     results = json.loads(path.read_text())
@@ -882,6 +952,9 @@ def main(argv: list[str] | None = None) -> int:
         results["sweep"] = other.get("sweep") or []
         results["sweep_run"] = {"run_id": other.get("run_id"), "file": _rel(args.sweep_from),
                                 "started_at": other.get("started_at")}  # fmt: skip
+    if args.api_from is not None:
+        results["api"] = json.loads(args.api_from.read_text())
+        results["api_run"] = {"file": _rel(args.api_from), "when": results["api"].get("when")}
     md, png = write_docs(results, path, args.docs_dir)
     print(f"wrote {md}" + (f" and {png}" if png else ""))
     return 0

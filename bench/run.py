@@ -46,7 +46,8 @@ from bench.common import (
 from bench.consumers import BASELINES, ConsumerSpec, Running, measure, worker_spec
 from bench.workload import Dataset, preload, preload_apart, scale_profile_events
 
-SCENARIOS = ("throughput", "freshness", "reads", "recovery", "state_size", "scale", "sweep")
+SCENARIOS = ("throughput", "freshness", "reads", "recovery", "state_size", "scale", "sweep",
+             "api")  # fmt: skip
 CONSUMERS = ("pipeline", *BASELINES)
 #: Dataset label (and so topic, group and Redis prefix part) of the scale profile.
 SCALE_LABEL = "scale"
@@ -76,6 +77,8 @@ class Plan:
     scale_deadline_s: float
     #: the day-boundary sweep (`bench.sweep`): creators held in each pass measured
     sweep_creators: list[int] = field(default_factory=list)
+    #: the read API (`bench.api`): its arguments (sizes, clients, seconds)
+    api_args: list[str] = field(default_factory=list)
     variants: dict[str, dict[str, str]] = field(default_factory=dict)
     #: environment every worker process gets (main pipeline, freshness, recovery, variants)
     worker_env: dict[str, str] = field(default_factory=dict)
@@ -229,6 +232,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         scale_events=scale_events,
         scale_deadline_s=deadline(args, scale_events),
         sweep_creators=[2_000] if smoke else [100_000, 1_000_000],
+        api_args=["--creators", "3000", "--scored", "300", "--clients", "10", "--seconds", "1.5"]
+        if smoke
+        else [],
     )
 
 
@@ -302,7 +308,7 @@ class Runner:
         return out
 
     async def run(self) -> dict[str, Any]:
-        if set(self.plan.scenarios) - {"scale", "sweep"}:
+        if set(self.plan.scenarios) - {"scale", "sweep", "api"}:
             await self.run_datasets()
         if "scale" in self.plan.scenarios:
             await self.guarded("scale", self.scale)
@@ -310,7 +316,25 @@ class Runner:
             self.results["sweep"] = []
             for held in self.plan.sweep_creators:
                 await self.guarded(f"sweep {held}", functools.partial(self.sweep, held))
+        if "api" in self.plan.scenarios:
+            await self.guarded("api", self.api)
         return self.results
+
+    async def api(self) -> None:
+        """The read API under concurrent clients (`bench.api`: its own Redis and API process)."""
+        out = self.ctx.workdir / "api.json"
+        command = [sys.executable, "-m", "bench.api", *self.plan.api_args, "--out", str(out)]
+        self.ctx.say("api: " + " ".join(command[2:]))
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise BenchError(f"bench.api exited {proc.returncode}: {err.decode()[-2000:]}")
+        figures = json.loads(out.read_text())
+        self.results["api"] = figures
+        p99 = {kind: row["p99_ms"] for kind, row in figures["api"].items()}
+        self.ctx.say(f"api: p99 ms at {figures['clients']} clients {p99}")
 
     async def sweep(self, held: int) -> None:
         """One day-boundary sweep over `held` creators (`bench.sweep`, its own process)."""
