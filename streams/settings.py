@@ -10,6 +10,7 @@ version of their own.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -144,13 +145,26 @@ class Settings(BaseSettings):
     def _clients_follow_the_stack(self) -> Settings:
         """One address per service: a stack port set without its client address moves the
         client too (`CREATOR_SCORES_KAFKA_PORT=39092` alone means `localhost:39092`), so a
-        moved stack is never mistaken for whatever answers on the default port."""
-        given = self.model_fields_set
+        moved stack is never mistaken for whatever answers on the default port.
+
+        Ports not set at all are those the stack recorded when it started (`stack up`
+        moves a service off a default port another stack holds: `STACK_PORTS_FILE` in
+        the stack folder), so every command run here talks to this project's stack."""
+        given = set(self.model_fields_set)
+        recorded = read_stack_ports(self.stack_dir)
+        for name in ("kafka_port", "kafka_controller_port", "redis_port"):
+            if name not in given and name in recorded:
+                object.__setattr__(self, name, recorded[name])
+                given.add(name)
         if "kafka_port" in given and "kafka_bootstrap_servers" not in given:
             object.__setattr__(self, "kafka_bootstrap_servers", f"localhost:{self.kafka_port}")
         if "redis_port" in given and "redis_url" not in given:
             object.__setattr__(self, "redis_url", f"redis://localhost:{self.redis_port}/0")
         return self
+
+    def explicit_ports(self) -> set[str]:
+        """The stack ports set in the environment (not defaults, not recorded)."""
+        return {"kafka_port", "kafka_controller_port", "redis_port"} & self.model_fields_set
 
     def stack_mismatches(self) -> list[str]:
         """Where the clients would not talk to the local stack these settings start (empty:
@@ -177,6 +191,23 @@ class Settings(BaseSettings):
 
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+#: Where `stack up` records the ports it moved its services to (in the stack folder).
+STACK_PORTS_FILE = "ports.json"
+
+
+def read_stack_ports(stack_dir: Path) -> dict[str, int]:
+    """The ports the local stack in `stack_dir` recorded (empty: none, or unreadable)."""
+    try:
+        raw = json.loads((stack_dir / STACK_PORTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items()
+            if k in ("kafka_port", "kafka_controller_port", "redis_port")
+            and isinstance(v, int) and 0 < v < 65536}  # fmt: skip
 
 
 def redacted(url: str) -> str:

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.settings import Settings
+from streams.settings import STACK_PORTS_FILE, Settings, read_stack_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "local-kafka" / "pom.xml"
@@ -111,6 +112,36 @@ class LocalStack:
     @property
     def logs(self) -> Path:
         return self.dir / "logs"
+
+    # -- ports -------------------------------------------------------------------
+    def _may_move(self, port: str, client: str) -> bool:
+        """Whether a service whose port another process holds may start elsewhere: only
+        when neither its port nor its client address was set (then the user pointed us at
+        that service on purpose, and it is reused)."""
+        s = self.settings
+        return port not in s.explicit_ports() and client not in s.model_fields_set
+
+    def _move(self, service: str, port: str, client: str | None) -> None:
+        """Start `service` on a free port instead, and record it (`STACK_PORTS_FILE`) so that
+        every command run with this stack folder uses it (streams.settings)."""
+        s = self.settings
+        old = getattr(s, port)
+        new = free_port()
+        object.__setattr__(s, port, new)
+        if client == "kafka_bootstrap_servers":
+            object.__setattr__(s, client, f"localhost:{new}")
+        elif client == "redis_url":
+            object.__setattr__(s, client, f"redis://localhost:{new}/0")
+        recorded = read_stack_ports(self.dir)
+        recorded[port] = new
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / STACK_PORTS_FILE).write_text(json.dumps(recorded, indent=2) + "\n")
+        reuse = f" (set CREATOR_SCORES_{port.upper()}={old} to use the one there)" if client else ""
+        self.log(
+            f"{service}: 127.0.0.1:{old} is held by a process this stack did not start "
+            f"(another project's?); starting this one on 127.0.0.1:{new} instead, recorded in "
+            f"{self.dir / STACK_PORTS_FILE}: every command run here uses it{reuse}"
+        )
 
     # -- kafka ---------------------------------------------------------------
     def kafka_libs(self) -> Path:
@@ -257,11 +288,17 @@ class LocalStack:
         address = f"127.0.0.1:{s.kafka_port}"
         pid = self._read_pid("kafka")
         if port_open("127.0.0.1", s.kafka_port):
-            if pid is None:
+            if pid is not None:
+                self.log(f"kafka: already running (pid {pid})")
+                return ServiceStatus("kafka", address, True, pid, True)
+            if not self._may_move("kafka_port", "kafka_bootstrap_servers"):
                 self.log(f"kafka: something already answers on {address}; reusing it")
                 return ServiceStatus("kafka", address, True, None, False, "reused")
-            self.log(f"kafka: already running (pid {pid})")
-            return ServiceStatus("kafka", address, True, pid, True)
+            self._move("kafka", "kafka_port", "kafka_bootstrap_servers")
+            address = f"127.0.0.1:{s.kafka_port}"
+        if pid is None and port_open("127.0.0.1", s.kafka_controller_port):
+            # The controller's port is the broker's own business: no client uses it.
+            self._move("kafka controller", "kafka_controller_port", None)
         props = self._write_kafka_config()
         self._format_storage(props)
         out = (self.logs / "kafka.stdout").open("ab")
@@ -335,11 +372,14 @@ class LocalStack:
         address = f"127.0.0.1:{s.redis_port}"
         pid = self._read_pid("redis")
         if port_open("127.0.0.1", s.redis_port):
-            if pid is None:
+            if pid is not None:
+                self.log(f"redis: already running (pid {pid})")
+                return ServiceStatus("redis", address, True, pid, True)
+            if not self._may_move("redis_port", "redis_url"):
                 self.log(f"redis: something already answers on {address}; reusing it")
                 return ServiceStatus("redis", address, True, None, False, "reused")
-            self.log(f"redis: already running (pid {pid})")
-            return ServiceStatus("redis", address, True, pid, True)
+            self._move("redis", "redis_port", "redis_url")
+            address = f"127.0.0.1:{s.redis_port}"
         rdir = self.dir / "redis"
         rdir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -396,6 +436,8 @@ class LocalStack:
             _terminate(pid, timeout)
             self._pidfile(name).unlink(missing_ok=True)
             stopped.append(f"{name} (pid {pid})")
+        if not any(_pid_alive(p) for p in map(self._read_pid, ("kafka", "redis")) if p):
+            (self.dir / STACK_PORTS_FILE).unlink(missing_ok=True)  # the next `up` chooses anew
         return stopped
 
 

@@ -4,7 +4,9 @@ answers, `stack up` that is idempotent and `stack down` that leaves nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.devtools.stack import LocalStack, free_port, port_open
-from streams.settings import Settings
+from streams.settings import STACK_PORTS_FILE, Settings, read_stack_ports
 
 pytestmark = pytest.mark.integration
 
@@ -146,11 +148,58 @@ def _is_zombie(pid: int) -> bool:
 
 
 def test_stack_reuses_a_service_it_did_not_start(stack_settings: Settings, tmp_path: Path) -> None:
-    """Pointed at ports where services already answer, `stack up` reuses them."""
+    """Pointed on purpose at ports where services already answer, `stack up` reuses them."""
     env = dict(os.environ)
     env["CREATOR_SCORES_STACK_DIR"] = str(tmp_path / "other")
+    env["CREATOR_SCORES_KAFKA_PORT"] = str(stack_settings.kafka_port)
+    env["CREATOR_SCORES_REDIS_PORT"] = str(stack_settings.redis_port)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = stack_settings.kafka_bootstrap_servers
+    env["REDIS_URL"] = stack_settings.redis_url
     result = _cli(env, "stack", "up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reusing it" in result.stdout
     assert not (tmp_path / "other" / "kafka.pid").exists()
     assert LocalStack(stack_settings).status()[0].reachable
+
+
+def test_ports_another_stack_holds_are_left_to_it(tmp_path: Path) -> None:
+    """Ports this stack did not choose on purpose, held by another process (another
+    project's stack on the default ports, say): `stack up` starts its own services on free
+    ports, records them, and every command run with the same stack folder uses them."""
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CREATOR_SCORES_", "KAFKA_BOOTSTRAP", "REDIS_URL"))}  # fmt: skip
+    env.update({"CREATOR_SCORES_STACK_DIR": str(stack), "CREATOR_SCORES_KAFKA_HEAP": "256m"})
+    with socket.socket() as kafka_squatter, socket.socket() as redis_squatter:
+        for sock in (kafka_squatter, redis_squatter):
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+        held = {"kafka_port": kafka_squatter.getsockname()[1],
+                "redis_port": redis_squatter.getsockname()[1]}  # fmt: skip
+        # Where an earlier `stack up` had put them (the same path as the defaults).
+        (stack / STACK_PORTS_FILE).write_text(json.dumps(
+            {**held, "kafka_controller_port": free_port()}))  # fmt: skip
+        pids: list[int] = []
+        try:
+            up = _cli(env, "stack", "up")
+            assert up.returncode == 0, up.stdout + up.stderr
+            assert up.stdout.count("is held by a process this stack did not start") == 2, up.stdout
+            moved = read_stack_ports(stack)
+            assert moved["kafka_port"] != held["kafka_port"]
+            assert moved["redis_port"] != held["redis_port"]
+            pids = [int((stack / f"{name}.pid").read_text()) for name in ("kafka", "redis")]
+            status = _cli(env, "stack", "status")
+            assert status.returncode == 0, status.stdout + status.stderr
+            assert (f"clients use Kafka at localhost:{moved['kafka_port']}, Redis at "
+                    f"redis://localhost:{moved['redis_port']}/0") in status.stdout  # fmt: skip
+            assert "warning" not in status.stdout
+            with socket.create_connection(("127.0.0.1", moved["redis_port"]), timeout=2) as r:
+                r.sendall(b"PING\r\n")
+                assert r.recv(16).startswith(b"+PONG")
+        finally:
+            down = _cli(env, "stack", "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not (stack / STACK_PORTS_FILE).exists()  # the next `stack up` chooses again
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), f"pid {pid} still running"

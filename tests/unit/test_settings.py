@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings, SettingsError, check_removed
+from streams.settings import STACK_PORTS_FILE, Settings, SettingsError, check_removed
 
 README = Path(__file__).resolve().parents[2] / "docs" / "operations.md"  # the settings table
 
@@ -178,3 +178,35 @@ def test_stack_up_refuses_clients_that_would_miss_the_stack() -> None:
     assert result.exit_code == 1
     assert "the clients would not use the stack this starts" in result.output
     assert "KAFKA_BOOTSTRAP_SERVERS=localhost:9092" in result.output
+
+
+def test_ports_the_stack_recorded_are_used_unless_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`stack up` moved its services off ports another stack held: every command run with
+    that stack folder talks to the moved ones, not to whatever holds the defaults."""
+    for field in Settings.model_fields:
+        monkeypatch.delenv(env_name(field), raising=False)
+    monkeypatch.setenv("CREATOR_SCORES_STACK_DIR", str(tmp_path))
+    assert Settings().kafka_bootstrap_servers == "localhost:9092"  # nothing recorded
+    (tmp_path / STACK_PORTS_FILE).write_text(
+        '{"kafka_port": 41092, "kafka_controller_port": 41093, "redis_port": 41379}'
+    )
+    moved = Settings()
+    assert (moved.kafka_port, moved.kafka_controller_port, moved.redis_port) == (41092, 41093,
+                                                                                41379)  # fmt: skip
+    assert moved.kafka_bootstrap_servers == "localhost:41092"
+    assert moved.redis_url == "redis://localhost:41379/0"
+    assert moved.explicit_ports() == set() and moved.stack_mismatches() == []
+    # A port or a client address set in the environment wins over the record.
+    monkeypatch.setenv("CREATOR_SCORES_REDIS_PORT", "42379")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker:9092")
+    mixed = Settings()
+    assert mixed.redis_url == "redis://localhost:42379/0" and mixed.explicit_ports() == {
+        "redis_port"
+    }
+    assert mixed.kafka_bootstrap_servers == "broker:9092"
+    # A damaged record is ignored, not a crash.
+    (tmp_path / STACK_PORTS_FILE).write_text('{"kafka_port": "x", "redis_port": 70000')
+    monkeypatch.delenv("CREATOR_SCORES_REDIS_PORT")
+    assert Settings().redis_url == "redis://localhost:6379/0"
