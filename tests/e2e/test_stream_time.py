@@ -245,9 +245,18 @@ async def test_a_new_model_reaches_every_creator_without_new_events(
                                   what="every creator on the new model")  # fmt: skip
     finally:
         await redis.aclose()
-    changes = [orjson.loads(r.value) for r in await worker_env.read_topic(settings.changes_topic)]
-    rollout = {c["creator_id"] for c in changes if c["cause"] == "model_rollout"}
-    assert rollout == set(creators)
+    rollout: set[str] = set()
+
+    async def every_rollout_recorded() -> bool:
+        # Redis and the topic are written together, not in order: wait for the topic too.
+        records = await worker_env.read_topic(settings.changes_topic)
+        rollout.clear()
+        rollout.update(orjson.loads(r.value)["creator_id"] for r in records
+                       if orjson.loads(r.value)["cause"] == "model_rollout")  # fmt: skip
+        return rollout == set(creators)
+
+    await worker_env.wait_for(every_rollout_recorded, timeout=30, proc=proc,
+                              what="a model_rollout change for every creator")  # fmt: skip
     assert worker_env.stop(proc) == 0
 
 
