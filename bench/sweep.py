@@ -149,8 +149,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             end = time.perf_counter() + seconds
 
             async def one(records: list[RawRecord], arrived: float) -> None:
-                async with lock:
-                    await pipeline.process(records)
+                async with lock.turn(settle=False) as turn:  # as the agent does
+                    await pipeline.process(records, turn.settle_for)
                 latencies.append(time.perf_counter() - arrived)
 
             while time.perf_counter() < end and not (until is not None and until.done()):

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -95,8 +95,10 @@ async def _run_batch(
     app: faust.App,
     abandon: asyncio.Event,
     health: HealthState | None = None,
+    before_flush: Callable[[Iterable[bytes]], Awaitable[None]] | None = None,
 ) -> bool:
     """Run one batch to the end (changelog writes included); False if it was abandoned.
+    `before_flush`: see `Pipeline.process`.
 
     The batch is not given up when the agent is cancelled: Faust acknowledges a batch's
     records as soon as the agent moves on, so a shutdown or rebalance first waits for the
@@ -109,7 +111,7 @@ async def _run_batch(
     """
 
     async def run() -> None:
-        await pipeline.process(records)
+        await pipeline.process(records, before_flush)
         await flush_changelog(app)
 
     if health is not None:
@@ -186,9 +188,12 @@ async def _drain_ingest(
         started = time.perf_counter()
         batching.track(consumer, messages)
         ingest.abandon.clear()
-        async with exclusive:
+        # A sweep slice's writes may still be on their way: the batch waits for them only
+        # if it holds one of their creators (streams.turns).
+        async with exclusive.turn(settle=False) as turn:
             records = batching.to_records(messages)
-            done = await _run_batch(pipeline, records, app, ingest.abandon, health)
+            done = await _run_batch(pipeline, records, app, ingest.abandon, health,
+                                    turn.settle_for)  # fmt: skip
         if not done:
             continue  # abandoned: its records stay unacknowledged (see _run_batch)
         batching.ack(consumer, messages)

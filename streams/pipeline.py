@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -202,6 +202,10 @@ class _Output:
     decoded: list[tuple[list[str], list[bytes], Heads, Columns]] = field(default_factory=list)
     result: BatchResult = field(default_factory=BatchResult)
 
+    def keys(self) -> list[bytes]:
+        """The creators whose state this output writes (or deletes)."""
+        return [key for key, _ in self.writes]
+
     def absorb(self, other: _Output) -> None:
         self.snapshots.extend(other.snapshots)
         self.records.extend(other.records)
@@ -268,8 +272,14 @@ class Pipeline:
             self._stream_ms = ms
             metrics.STREAM_TIME.set(ms / 1000.0)
 
-    async def process(self, records: Sequence[RawRecord]) -> BatchResult:
-        """Run one flush to the end: sinks written, then the state table."""
+    async def process(
+        self,
+        records: Sequence[RawRecord],
+        before_flush: Callable[[Iterable[bytes]], Awaitable[None]] | None = None,
+    ) -> BatchResult:
+        """Run one flush to the end: sinks written, then the state table. `before_flush` is
+        awaited with the keys of the creators the flush reads, before it reads them (a
+        sweep slice's deferred write may still hold some: `streams.turns`)."""
         started = time.perf_counter()
         if records:
             self.last_records_at = time.monotonic()
@@ -277,6 +287,8 @@ class Pipeline:
         out = _Output()
         out.result.records = len(records)
         work = await self._decode_all(records, now_ms, out)
+        if before_flush is not None:
+            await before_flush([creator_id.encode() for creator_id in work])
         self._flush(work, now_ms, out)
         out.result.creators = len(work)
         written_at = await self._write(out)

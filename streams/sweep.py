@@ -315,7 +315,7 @@ class Sweeper:
                     mine = [k for k, p in zip(chunk, where, strict=True) if p in owned]
                     prepared = pipeline.prepare_sweep(mine, rescore=rescore)
                     _count(done, await turn.settle())
-                    turn.defer(pipeline.commit(prepared))
+                    turn.defer(pipeline.commit(prepared), prepared.keys())
                 done.looked_at += len(mine)
                 done.rescored += prepared.result.creators
                 metrics.SWEEP_REMAINING.set(total - start - len(chunk))

@@ -5,8 +5,10 @@ at a time (`Exclusive`, a lock). A sweep slice may leave its writes finishing af
 lets go (`defer`): its next slice is then computed while Redis and Kafka take the
 previous one, instead of the CPU waiting on them. Whoever takes the next turn waits for
 that write first (`__aenter__`), so no one ever reads a state whose write is still on
-its way; the sweep alone takes its turns without waiting (`turn(settle=False)`): its
-slices never share a creator.
+its way. Two holders know better and take their turn without waiting
+(`turn(settle=False)`): the sweep, whose slices never share a creator, and a live batch,
+which waits only if it holds a creator of that write (`settle_for`, once it knows its
+creators), so live events do not queue behind a slice they have nothing to do with.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +29,7 @@ class Exclusive:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._pending: asyncio.Task[Any] | None = None
+        self._pending_keys: frozenset[bytes] = frozenset()
 
     async def __aenter__(self) -> Exclusive:
         await self._lock.acquire()
@@ -60,9 +63,10 @@ class Exclusive:
     def locked(self) -> bool:
         return self._lock.locked()
 
-    def defer(self, write: Coroutine[Any, Any, Any]) -> None:
+    def defer(self, write: Coroutine[Any, Any, Any], keys: Iterable[bytes] = ()) -> None:
         """Leave `write` running past this turn; the next turn waits for it. Only the
-        holder may defer, and only once the previous deferred write is settled."""
+        holder may defer, and only once the previous deferred write is settled. `keys`:
+        the creators it writes (for `settle_for`; none given, every holder waits)."""
         if not self._lock.locked():
             write.close()
             raise RuntimeError("defer outside a turn")
@@ -70,6 +74,16 @@ class Exclusive:
             write.close()
             raise RuntimeError("defer before the previous deferred write settled")
         self._pending = asyncio.ensure_future(write)
+        self._pending_keys = frozenset(keys)
+
+    async def settle_for(self, keys: Iterable[bytes]) -> None:
+        """`settle`, if the deferred write holds one of `keys` (or did not say which)."""
+        pending = self._pending
+        if pending is None:
+            return
+        held = self._pending_keys
+        if not held or not held.isdisjoint(keys):
+            await self.settle()
 
     async def settle(self) -> Any:
         """Wait for the deferred write, if any; returns its result (None if there was none).

@@ -112,3 +112,36 @@ async def test_a_cancelled_waiter_leaves_the_write_for_the_next_one() -> None:
     async with turns.turn(settle=False) as turn:
         assert await turn.settle() == "slice"  # still there, and finished, for the next one
     assert log == ["slice started", "slice done"]
+
+
+async def test_a_batch_waits_only_for_a_write_that_holds_one_of_its_creators() -> None:
+    turns = Exclusive()
+    log: list[str] = []
+    gate = asyncio.Event()
+    async with turns.turn(settle=False) as turn:
+        turn.defer(_write(log, "slice", gate), [b"cr-1", b"cr-2"])
+
+    async def batch(name: str, creators: list[bytes]) -> None:
+        async with turns.turn(settle=False) as turn:
+            await turn.settle_for(creators)
+            log.append(name)
+
+    await asyncio.wait_for(batch("other creators", [b"cr-3"]), timeout=1)
+    assert log == ["slice started", "other creators"]  # did not wait for the slice
+    waiting = asyncio.ensure_future(batch("shares cr-2", [b"cr-9", b"cr-2"]))
+    await asyncio.sleep(0.02)
+    assert log == ["slice started", "other creators"]  # waits for the slice's write
+    gate.set()
+    await waiting
+    assert log == ["slice started", "other creators", "slice done", "shares cr-2"]
+
+
+async def test_a_write_that_named_no_creators_holds_every_batch_back() -> None:
+    turns = Exclusive()
+    log: list[str] = []
+    async with turns.turn(settle=False) as turn:
+        turn.defer(_write(log, "slice"))
+    async with turns.turn(settle=False) as turn:
+        await turn.settle_for([b"cr-3"])
+        log.append("batch")
+    assert log == ["slice started", "slice done", "batch"]
