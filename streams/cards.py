@@ -13,7 +13,7 @@ before the flush's offsets are, and a flush done twice writes the same cards aga
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,7 @@ def card_records(
     unchanged: Sequence[bool],
     vocab: Vocabulary,
     written_at_ms: int,
+    basis_json: Mapping[str, str] | None = None,
 ) -> list[OutboundRecord]:
     """The record of every creator of `published` whose Redis card is written (`unchanged`
     false, as `streams.publish.plan` says), and of every one re-scored on request: its card,
@@ -46,7 +47,10 @@ def card_records(
 
     The figures are turned into Python values for all the cards at once (a sweep writes the
     card of nearly every creator it re-scores, so this is its share of the sweep's time).
+    `basis_json`: creators' `basis` already serialised for Redis (`streams.publish.plan`),
+    embedded as it is rather than built again.
     """
+    made = basis_json or {}
     writing = [p for p, same in zip(published, unchanged, strict=True)
                if not same or p.cause == REWRITE_CAUSE]  # fmt: skip
     if not writing:
@@ -78,7 +82,9 @@ def card_records(
             "scores": dict(zip(SCORE_NAMES, headline[j], strict=True)),
             "themes": themes.of(p.new),
             "content_types": types.of(p.new),
-            "basis": scores.basis(p.new),
+            "basis": orjson.Fragment(basis)
+            if (basis := made.get(p.creator_id)) is not None
+            else scores.basis(p.new),
         }
         out.append(OutboundRecord(topic, key, orjson.dumps(card), written_at_ms))
     return out

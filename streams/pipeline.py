@@ -614,8 +614,11 @@ class Pipeline:
                 out.result.score_changes += 1
         out.snapshots.extend(snapshots)
         if self._config.cards_topic is not None:
+            basis_json = {s.creator_id: s.fields["basis"] for s in snapshots
+                          if "basis" in s.fields}  # fmt: skip
             out.records.extend(card_records(self._config.cards_topic, scores, published,
-                                            planned.unchanged, vocab, now_ms))  # fmt: skip
+                                            planned.unchanged, vocab, now_ms,
+                                            basis_json))  # fmt: skip
 
         taken: dict[int, list[_Item]] = {}
         for (event, record), owner, outcome in zip(items, owners, outcomes, strict=True):

@@ -686,3 +686,19 @@ async def test_scoring_failure_dead_letters_the_creator_only(
     assert set(h.table) == {b"a"}
     assert [s.creator_id for s in h.snapshots()] == ["a"]
     assert [r.key for r in h.outbound("dead")] == [b"b", b"b"]
+
+
+async def test_the_cards_topic_carries_the_basis_redis_holds() -> None:
+    """The card's basis is the hash's, whether it was just written to Redis (embedded as
+    serialised) or not (a card written although its basis did not move)."""
+    h = Harness()
+    await h.pipeline.process([h.record("posts", b"a", post("a", 0)),
+                              h.record("posts", b"b", post("b", 0))])  # fmt: skip
+    cards = {r.key: r for r in h.outbound("cards")}
+    hashes = {s.creator_id.encode(): s.fields for s in h.snapshots()}
+    assert set(cards) == {b"a", b"b"}
+    for key, record in cards.items():
+        assert record.value is not None
+        card = orjson.loads(record.value)
+        assert card["basis"] == orjson.loads(hashes[key]["basis"])
+        assert card["scores"]["overall"] == float(hashes[key]["overall"])
