@@ -347,7 +347,11 @@ class Runner:
             *command,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "REDIS_URL": self.ctx.redis_url},
+            env={
+                **os.environ,
+                "REDIS_URL": self.ctx.redis_url,
+                "KAFKA_BOOTSTRAP_SERVERS": self.ctx.bootstrap,
+            },
         )
         _, err = await proc.communicate()
         if proc.returncode != 0:

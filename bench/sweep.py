@@ -1,11 +1,13 @@
 """The day-boundary sweep: how long one pass over every creator held takes, and what it does
 to the freshness of live events meanwhile.
 
-A worker's pipeline in this process (the real Redis sink under a scratch prefix, a dict
-for the state table, a Kafka sink that keeps nothing: the changelog and score-change
-records a real worker would also write are left out, and said so in the figures) is
-filled with `--creators` creators, each with `--posts-per-creator` posts spread over
-the last 27 days (so every creator is due once the stream enters the next day). Then:
+A worker's pipeline in this process (the real Redis sink under a scratch prefix; with
+`--kafka`, the default, the real Kafka writes too: the state's changelog records through
+the worker's `TableStore`, the score-change and card records through its `KafkaSink`,
+to scratch topics of the same partition count; `--no-kafka` leaves them out, and the
+figures say so) is filled with `--creators` creators, each with `--posts-per-creator`
+posts spread over the last 27 days (so every creator is due once the stream enters the
+next day). Then:
 
 1. **live alone**: for `--live-s` seconds, a batch of `--live-batch` new events arrives
    every `--live-every-ms` and is processed as the agent does (holding the lock the
@@ -33,10 +35,13 @@ import dataclasses
 import json
 import time
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from scoring.columns import DAY_MS
 
@@ -59,6 +64,36 @@ class _Discard:
         return None
 
 
+class _Table:
+    """What `TableStore` needs of a Faust table: its store and its changelog topic's name."""
+
+    def __init__(self, changelog: str) -> None:
+        self.data: dict[bytes, bytes] = {}
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: changelog)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+async def _create_topics(settings: Any, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, settings.topic_partitions, 1)
+                                   for name in names])  # fmt: skip
+    finally:
+        await admin.close()
+
+
+async def _delete_topics(settings: Any, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from redis.asyncio import Redis
 
@@ -67,24 +102,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from streams.keys import Keys
     from streams.pipeline import Pipeline, PipelineConfig
     from streams.settings import Settings, load_scoring_params
+    from streams.sinks.kafka import KafkaSink, build_producer
     from streams.sinks.redis import RedisSink, build_redis
-    from streams.state_store import DictStore
+    from streams.state_store import DictStore, TableStore
     from streams.sweep import Sweeper
     from streams.turns import Exclusive
 
     settings = Settings()
-    prefix = f"bench-sweep-{uuid.uuid4().hex[:8]}:"
+    run = uuid.uuid4().hex[:8]
+    prefix = f"bench-sweep-{run}:"
     redis: Redis = build_redis(settings.redis_url)
-    table = DictStore()
     # partitions=0: records are taken where they are (one process holds every partition).
     config = dataclasses.replace(PipelineConfig.from_settings(settings, "bench-rekeyed"),
                                  partitions=0)  # fmt: skip
+    topics: list[str] = []
+    producer: AIOKafkaProducer | None = None
+    table: DictStore | TableStore
+    if args.kafka:
+        topics = [f"bench-sweep-{run}-{name}" for name in
+                  ("changelog", "changes", "cards", "dead")]  # fmt: skip
+        await _create_topics(settings, topics)
+        config = dataclasses.replace(config, changes_topic=topics[1], cards_topic=topics[2])
+        producer = build_producer(settings)
+        await producer.start()
+        table = TableStore(_Table(topics[0]), producer, settings.topic_partitions)
+        kafka: Any = KafkaSink(producer, dead_letter_topic=topics[3])
+    else:
+        table, kafka = DictStore(), _Discard()
     pipeline = Pipeline(
         config,
         load_scoring_params(settings),
         table,
         RedisSink(redis, Keys(prefix)),
-        _Discard(),
+        kafka,
         clock=lambda: NOW_MS / 1000,
     )
     tune_gc(settings.gc_gen0_threshold)
@@ -122,7 +172,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                           slice_size=args.slice)  # fmt: skip
         await sweeper.sweep()  # today's pass: nobody is due (as a worker does at start)
 
-        ids = [k.decode() for k in list(table)[: args.live_creators]]
+        ids = [k.decode() for k in list(table.keys())[: args.live_creators]]
         counter = [0]
 
         def live_batch(at_ms: int) -> list[RawRecord]:
@@ -185,8 +235,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["live_during_sweep"] = _percentiles(during)
         a, d = out["live_alone"]["p99_ms"], out["live_during_sweep"]["p99_ms"]
         out["p99_ratio_during_over_alone"] = round(d / a, 2) if a else None
-        out["left_out"] = "changelog and score-change records (a Kafka sink that keeps nothing)"
+        out["kafka_writes"] = args.kafka
+        if not args.kafka:
+            out["left_out"] = "changelog, score-change and card records (no Kafka)"
     finally:
+        if producer is not None:
+            await producer.stop()
+        if topics:
+            await _delete_topics(settings, topics)
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=5000)]
         for i in range(0, len(keys), 5000):
             await redis.delete(*keys[i : i + 5000])
@@ -204,6 +260,9 @@ def main() -> None:
     ap.add_argument("--live-every-ms", type=float, default=100.0)
     ap.add_argument("--live-creators", type=int, default=5000)
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--kafka", action=argparse.BooleanOptionalAction, default=True,
+                    help="write the changelog, score-change and card records to Kafka, as a "
+                         "worker does (--no-kafka: leave them out)")  # fmt: skip
     ap.add_argument(
         "--profile",
         metavar="FILE",
