@@ -9,12 +9,25 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from redis.asyncio import Redis
 
 from streams.settings import Settings
+from tests.support.redis import delete_prefix
 
 ReadTopic = Callable[[str, int], Awaitable[list[Any]]]
 #: `await make_topics((name, partitions, topic configs), ...)` -> the topics' full names.
 MakeTopics = Callable[..., Awaitable[list[str]]]
+
+
+@pytest.fixture
+async def redis(stack_settings: Settings, redis_prefix: str) -> AsyncIterator[Redis]:
+    """A client of the stack's Redis; every key under the test's prefix is deleted after."""
+    client = Redis.from_url(stack_settings.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await delete_prefix(stack_settings.redis_url, redis_prefix)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ live feeds come from these streams, so they must hold exactly what the topic get
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -15,11 +14,9 @@ from streams.codec import RawRecord
 from streams.devtools.simulate import SimConfig, generate_events
 from streams.keys import Keys
 from streams.pipeline import Pipeline, PipelineConfig
-from streams.settings import Settings
 from streams.sinks.base import CreatorSnapshot, OutboundRecord
 from streams.sinks.redis import ChangeRetention, RedisSink
 from streams.state_store import DictStore
-from tests.support.redis import delete_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +35,6 @@ class Records:
 
     async def write(self, batch: list[OutboundRecord]) -> None:
         self.records.extend(batch)
-
-
-@pytest.fixture
-async def redis(stack_settings: Settings, redis_prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(stack_settings.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-        await delete_prefix(stack_settings.redis_url, redis_prefix)
 
 
 async def _score(redis: Redis, keys: Keys, retention: ChangeRetention) -> list[OutboundRecord]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -13,23 +13,10 @@ from redis.asyncio import Redis
 from streams import metrics
 from streams.devtools.stack import LocalStack
 from streams.keys import Keys
-from streams.settings import Settings
 from streams.sinks.base import Backoff, CreatorSnapshot
 from streams.sinks.redis import RedisSink, build_redis
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def redis(stack_settings: Settings, redis_prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(stack_settings.redis_url)
-    try:
-        yield client
-    finally:
-        keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 def _fields(region: str, overall: float) -> dict[str, str]:

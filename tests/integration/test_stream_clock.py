@@ -7,7 +7,6 @@ behind it (`streams.sweep.StreamClock`). The clocks here are driven by hand.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,8 +17,6 @@ from scoring.params import DEFAULT_PARAMS
 from streams import metrics
 from streams.keys import Keys
 from streams.pipeline import Pipeline
-from streams.settings import Settings
-from streams.sinks.redis import build_redis
 from streams.state_store import DictStore
 from streams.sweep import StreamClock
 from tests.support.payloads import CONFIG, NOW_MS
@@ -54,16 +51,6 @@ class _Time:
 
 def _pipeline() -> Pipeline:
     return Pipeline(CONFIG, DEFAULT_PARAMS, DictStore(), _Discard(), _Discard())
-
-
-@pytest.fixture
-async def redis(stack_settings: Settings, redis_prefix: str) -> AsyncIterator[Redis]:
-    client = build_redis(stack_settings.redis_url)
-    yield client
-    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
 
 
 async def test_workers_share_the_newest_stream_time(redis: Redis, redis_prefix: str) -> None:
