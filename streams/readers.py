@@ -23,12 +23,14 @@ from rich.text import Text
 
 from scoring.explain import Explanation, explanations_from_basis
 from scoring.labels import normalise
-from scoring.names import REGION_ALIASES, SCORE_NAMES
+from scoring.names import REGION_ALIASES, SCORE_NAMES, UNKNOWN_REGION
 from scoring.params import Params
 from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, BoardRef, Keys
 
 #: Sub-scores in the order `show` lists them, after the overall score.
 SUB_SCORES: Final = tuple(name for name in SCORE_NAMES if name != "overall")
+#: The legend of a board that shows a creator the worker has seen no post of (yet).
+UNKNOWN_REGION_NOTE: Final = f"{UNKNOWN_REGION}: region not known yet (no post seen)"
 
 
 class ReaderError(ValueError):
@@ -446,7 +448,8 @@ def _flag(provisional: bool | None) -> str:
     return {True: "provisional", False: "", None: "?"}[provisional]
 
 
-def top_table(entries: Sequence[BoardEntry], title: str) -> Table:
+def top_table(entries: Sequence[BoardEntry], title: str) -> RenderableType:
+    """The board as a table, and under it the legend of region ZZ when a creator shows it."""
     # Redis data is shown as plain Text: rich would read "[..]" as markup, ":ID:" as an emoji.
     table = Table(title=Text(title), title_justify="left", expand=False)
     table.add_column("#", justify="right", style="dim")
@@ -462,6 +465,8 @@ def top_table(entries: Sequence[BoardEntry], title: str) -> Table:
             Text(e.region or "?"),
             _flag(e.provisional),
         )
+    if any(e.region == UNKNOWN_REGION for e in entries):
+        return Group(table, Text(UNKNOWN_REGION_NOTE, style="dim"))
     return table
 
 
