@@ -52,6 +52,12 @@ def _say_where(settings: Settings, *, kafka: bool = False, redis: bool = False) 
     click.echo("using " + ", ".join(parts), err=True)
 
 
+def _redis_failed(settings: Settings, exc: BaseException, verb: str) -> click.ClickException:
+    """Redis did not answer: where it was looked for (the password hidden, as everywhere a
+    command prints an address) and why, as an error without a traceback (exit 1)."""
+    return click.ClickException(f"cannot {verb} Redis at {redacted(settings.redis_url)}: {exc}")
+
+
 @main.command("worker")
 @click.option(
     "-l",
@@ -357,7 +363,7 @@ def top(
     try:
         entries = read_top(client, keys, board, count)
     except (redis_lib.RedisError, OSError) as exc:
-        raise click.ClickException(f"cannot read Redis at {settings.redis_url}: {exc}") from exc
+        raise _redis_failed(settings, exc, "read") from exc
     finally:
         client.close()
     if as_json:
@@ -387,7 +393,7 @@ def show(settings: Settings, creator_id: str, as_json: bool) -> None:
     try:
         view = read_creator(client, keys, creator_id, load_scoring_params(settings))
     except (redis_lib.RedisError, OSError) as exc:
-        raise click.ClickException(f"cannot read Redis at {settings.redis_url}: {exc}") from exc
+        raise _redis_failed(settings, exc, "read") from exc
     finally:
         client.close()
     if view is None:
@@ -429,7 +435,7 @@ def republish(settings: Settings) -> None:
     try:
         deleted = asyncio.run(run())
     except (RedisError, OSError) as exc:
-        raise click.ClickException(f"cannot reach Redis at {settings.redis_url}: {exc}") from exc
+        raise _redis_failed(settings, exc, "reach") from exc
     interval = settings.redis_repair_interval_s
     click.echo(
         f"deleted {deleted} partition markers under {settings.redis_prefix!r}; "
@@ -484,8 +490,7 @@ def rescore(settings: Settings, no_wait: bool, timeout: float | None) -> None:
     try:
         asyncio.run(run())
     except (RedisError, OSError) as exc:
-        raise click.ClickException(f"cannot reach Redis at {redacted(settings.redis_url)}: "
-                                   f"{exc}") from exc  # fmt: skip
+        raise _redis_failed(settings, exc, "reach") from exc
     except KeyboardInterrupt:
         click.echo("stopped following; the workers finish the re-score on their own")
 
