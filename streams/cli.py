@@ -342,30 +342,54 @@ def top(
     count: int,
     as_json: bool,
 ) -> None:
-    """A leaderboard read from Redis: rank, creator, score, region, provisional flag."""
+    """A leaderboard read from Redis: rank, creator, score, region, provisional flag.
+
+    A region without creators is an error (exit 2) that lists the regions with some.
+    """
     if not as_json:
         _say_where(settings, redis=True)
     import redis as redis_lib
     from rich.console import Console
 
+    from scoring.names import UNKNOWN_REGION
     from streams.keys import Keys
-    from streams.readers import ReaderError, board_key, connect, read_top, top_json, top_table
+    from streams.readers import (
+        ReaderError,
+        board_ref,
+        connect,
+        read_top,
+        regions_with_boards,
+        top_json,
+        top_table,
+    )
 
     keys = Keys(settings.redis_prefix)
     try:
-        board = board_key(
-            keys, score=score, region=region, theme=theme, content_type=content_type,
+        ref = board_ref(
+            score=score, region=region, theme=theme, content_type=content_type,
             taxonomy=load_scoring_params(settings),
         )  # fmt: skip
     except ReaderError as exc:
         raise click.UsageError(str(exc)) from exc
+    board = ref.key(keys)
     client = connect(settings.redis_url)
+    regions: list[str] = []
     try:
         entries = read_top(client, keys, board, count)
+        if not entries and ref.region != GLOBAL_REGION:
+            regions = regions_with_boards(client, keys)
     except (redis_lib.RedisError, OSError) as exc:
         raise _redis_failed(settings, exc, "read") from exc
     finally:
         client.close()
+    if regions and ref.region not in regions:
+        # A region no creator is in (a typo, or one the producers do not send): say which
+        # regions there are. With no boards at all, the board is merely empty so far.
+        listed = ", ".join(
+            f"{r} (region not known yet)" if r == UNKNOWN_REGION else r for r in regions
+        )
+        raise click.UsageError(f"no creators in region {ref.region}; regions with creators: "
+                               f"{listed}")  # fmt: skip
     if as_json:
         click.echo(top_json(entries, board))
     elif not entries:

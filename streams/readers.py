@@ -255,6 +255,30 @@ def read_top(client: redis.Redis, keys: Keys, board: str, n: int = 10) -> list[B
     return entries
 
 
+def regions_with_boards(client: redis.Redis, keys: Keys) -> list[str]:
+    """The regions with an overall board under the prefix (not ALL), sorted: what `top` lists
+    when asked for a region without creators.
+
+    One SCAN of the keyspace (COUNT 1000): cheap enough for that error path, not for a
+    request served on every call.
+    """
+    pattern = _glob_escape(keys.board("overall", "")) + "*"
+    regions = set()
+    for key in client.scan_iter(match=pattern, count=1000):
+        ref = keys.parse_board(text(key))
+        if ref is None or ref.theme is not None or ref.content_type is not None:
+            continue  # a theme or content-type board (parts after the region)
+        if ref.score == "overall" and ref.region != GLOBAL_REGION:
+            regions.add(ref.region)
+    return sorted(regions)
+
+
+def _glob_escape(literal: str) -> str:
+    """`literal` as a SCAN MATCH pattern that matches it alone (a prefix may hold `*`; the
+    keys found are checked anyway, this only keeps others from being sent)."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in literal)
+
+
 def board_size(client: redis.Redis, board: str) -> int:
     return int(client.zcard(board))
 
