@@ -52,6 +52,12 @@ def _say_where(settings: Settings, *, kafka: bool = False, redis: bool = False) 
     click.echo("using " + ", ".join(parts), err=True)
 
 
+def _redis_failed(settings: Settings, exc: BaseException, verb: str) -> click.ClickException:
+    """Redis did not answer: where it was looked for (the password hidden, as everywhere a
+    command prints an address) and why, as an error without a traceback (exit 1)."""
+    return click.ClickException(f"cannot {verb} Redis at {redacted(settings.redis_url)}: {exc}")
+
+
 @main.command("worker")
 @click.option(
     "-l",
@@ -336,30 +342,54 @@ def top(
     count: int,
     as_json: bool,
 ) -> None:
-    """A leaderboard read from Redis: rank, creator, score, region, provisional flag."""
+    """A leaderboard read from Redis: rank, creator, score, region, provisional flag.
+
+    A region without creators is an error (exit 2) that lists the regions with some.
+    """
     if not as_json:
         _say_where(settings, redis=True)
     import redis as redis_lib
     from rich.console import Console
 
+    from scoring.names import UNKNOWN_REGION
     from streams.keys import Keys
-    from streams.readers import ReaderError, board_key, connect, read_top, top_json, top_table
+    from streams.readers import (
+        ReaderError,
+        board_ref,
+        connect,
+        read_top,
+        regions_with_boards,
+        top_json,
+        top_table,
+    )
 
     keys = Keys(settings.redis_prefix)
     try:
-        board = board_key(
-            keys, score=score, region=region, theme=theme, content_type=content_type,
+        ref = board_ref(
+            score=score, region=region, theme=theme, content_type=content_type,
             taxonomy=load_scoring_params(settings),
         )  # fmt: skip
     except ReaderError as exc:
         raise click.UsageError(str(exc)) from exc
+    board = ref.key(keys)
     client = connect(settings.redis_url)
+    regions: list[str] = []
     try:
         entries = read_top(client, keys, board, count)
+        if not entries and ref.region != GLOBAL_REGION:
+            regions = regions_with_boards(client, keys)
     except (redis_lib.RedisError, OSError) as exc:
-        raise click.ClickException(f"cannot read Redis at {settings.redis_url}: {exc}") from exc
+        raise _redis_failed(settings, exc, "read") from exc
     finally:
         client.close()
+    if regions and ref.region not in regions:
+        # A region no creator is in (a typo, or one the producers do not send): say which
+        # regions there are. With no boards at all, the board is merely empty so far.
+        listed = ", ".join(
+            f"{r} (region not known yet)" if r == UNKNOWN_REGION else r for r in regions
+        )
+        raise click.UsageError(f"no creators in region {ref.region}; regions with creators: "
+                               f"{listed}")  # fmt: skip
     if as_json:
         click.echo(top_json(entries, board))
     elif not entries:
@@ -387,7 +417,7 @@ def show(settings: Settings, creator_id: str, as_json: bool) -> None:
     try:
         view = read_creator(client, keys, creator_id, load_scoring_params(settings))
     except (redis_lib.RedisError, OSError) as exc:
-        raise click.ClickException(f"cannot read Redis at {settings.redis_url}: {exc}") from exc
+        raise _redis_failed(settings, exc, "read") from exc
     finally:
         client.close()
     if view is None:
@@ -429,7 +459,7 @@ def republish(settings: Settings) -> None:
     try:
         deleted = asyncio.run(run())
     except (RedisError, OSError) as exc:
-        raise click.ClickException(f"cannot reach Redis at {settings.redis_url}: {exc}") from exc
+        raise _redis_failed(settings, exc, "reach") from exc
     interval = settings.redis_repair_interval_s
     click.echo(
         f"deleted {deleted} partition markers under {settings.redis_prefix!r}; "
@@ -484,8 +514,7 @@ def rescore(settings: Settings, no_wait: bool, timeout: float | None) -> None:
     try:
         asyncio.run(run())
     except (RedisError, OSError) as exc:
-        raise click.ClickException(f"cannot reach Redis at {redacted(settings.redis_url)}: "
-                                   f"{exc}") from exc  # fmt: skip
+        raise _redis_failed(settings, exc, "reach") from exc
     except KeyboardInterrupt:
         click.echo("stopped following; the workers finish the re-score on their own")
 

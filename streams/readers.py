@@ -23,12 +23,14 @@ from rich.text import Text
 
 from scoring.explain import Explanation, explanations_from_basis
 from scoring.labels import normalise
-from scoring.names import REGION_ALIASES, SCORE_NAMES
+from scoring.names import REGION_ALIASES, SCORE_NAMES, UNKNOWN_REGION
 from scoring.params import Params
 from streams.keys import BOARD_SCORES, BREAKDOWN_SCORES, GLOBAL_REGION, BoardRef, Keys
 
 #: Sub-scores in the order `show` lists them, after the overall score.
 SUB_SCORES: Final = tuple(name for name in SCORE_NAMES if name != "overall")
+#: The legend of a board that shows a creator the worker has seen no post of (yet).
+UNKNOWN_REGION_NOTE: Final = f"{UNKNOWN_REGION}: region not known yet (no post seen)"
 
 
 class ReaderError(ValueError):
@@ -253,6 +255,30 @@ def read_top(client: redis.Redis, keys: Keys, board: str, n: int = 10) -> list[B
     return entries
 
 
+def regions_with_boards(client: redis.Redis, keys: Keys) -> list[str]:
+    """The regions with an overall board under the prefix (not ALL), sorted: what `top` lists
+    when asked for a region without creators.
+
+    One SCAN of the keyspace (COUNT 1000): cheap enough for that error path, not for a
+    request served on every call.
+    """
+    pattern = _glob_escape(keys.board("overall", "")) + "*"
+    regions = set()
+    for key in client.scan_iter(match=pattern, count=1000):
+        ref = keys.parse_board(text(key))
+        if ref is None or ref.theme is not None or ref.content_type is not None:
+            continue  # a theme or content-type board (parts after the region)
+        if ref.score == "overall" and ref.region != GLOBAL_REGION:
+            regions.add(ref.region)
+    return sorted(regions)
+
+
+def _glob_escape(literal: str) -> str:
+    """`literal` as a SCAN MATCH pattern that matches it alone (a prefix may hold `*`; the
+    keys found are checked anyway, this only keeps others from being sent)."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in literal)
+
+
 def board_size(client: redis.Redis, board: str) -> int:
     return int(client.zcard(board))
 
@@ -446,7 +472,8 @@ def _flag(provisional: bool | None) -> str:
     return {True: "provisional", False: "", None: "?"}[provisional]
 
 
-def top_table(entries: Sequence[BoardEntry], title: str) -> Table:
+def top_table(entries: Sequence[BoardEntry], title: str) -> RenderableType:
+    """The board as a table, and under it the legend of region ZZ when a creator shows it."""
     # Redis data is shown as plain Text: rich would read "[..]" as markup, ":ID:" as an emoji.
     table = Table(title=Text(title), title_justify="left", expand=False)
     table.add_column("#", justify="right", style="dim")
@@ -462,6 +489,8 @@ def top_table(entries: Sequence[BoardEntry], title: str) -> Table:
             Text(e.region or "?"),
             _flag(e.provisional),
         )
+    if any(e.region == UNKNOWN_REGION for e in entries):
+        return Group(table, Text(UNKNOWN_REGION_NOTE, style="dim"))
     return table
 
 

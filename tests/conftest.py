@@ -14,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from streams.devtools.stack import port_open
-from streams.settings import Settings, load_settings
+from streams.settings import Settings, load_settings, redacted
 from tests.support.redis import dump_prefix
 
 
@@ -38,7 +38,8 @@ def stack_settings() -> Settings:
     )
     if not port_open(redis_host, redis_port):
         pytest.fail(
-            f"Redis is not reachable at {settings.redis_url}: run `creator-scores stack up`"
+            f"Redis is not reachable at {redacted(settings.redis_url)}: "
+            "run `creator-scores stack up`"
         )
     return settings
 

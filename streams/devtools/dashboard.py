@@ -7,7 +7,8 @@ worker's Prometheus endpoint when it answers; rates are averaged over the last
 between two one-second scrapes jumps between 0 and tens of thousands). Off a
 terminal (`make demo | tee demo.log`) the view prints a plain frame every few
 seconds instead of redrawing in place. Without an endpoint the dashboard shows what Redis alone can
-tell: how many creators are ranked and how recently a leader was rewritten.
+tell: how many creators are ranked and how recently a leader was rewritten. A creator
+shown in region `ZZ` (no post of it seen yet) gets a legend that says so.
 Every frame is built from fresh reads, so a service going away or coming back
 shows up in the next frame rather than ending the view.
 """
@@ -32,9 +33,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from scoring.names import UNKNOWN_REGION
 from streams.devtools.simulate import REGIONS
 from streams.keys import GLOBAL_REGION, Keys
-from streams.readers import BoardEntry, connect, text
+from streams.readers import UNKNOWN_REGION_NOTE, BoardEntry, connect, text
 from streams.settings import Settings
 
 TOP_N: Final = 10
@@ -274,7 +276,11 @@ def leaders_view(leaders: Leaders, now_s: float) -> RenderableType:
         ]
         cells += [Text("")] * (REGION_N - len(cells))
         regional.add_row(Text(region), *cells)
-    return Group(top, regional, Text("* provisional (thin data)", style="dim"))
+    legend = "* provisional (thin data)"
+    shown = [*leaders.top, *(e for entries in leaders.by_region.values() for e in entries)]
+    if any(e.region == UNKNOWN_REGION for e in shown):
+        legend += f"   {UNKNOWN_REGION_NOTE}"
+    return Group(top, regional, Text(legend, style="dim"))
 
 
 @contextlib.contextmanager

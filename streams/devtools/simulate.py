@@ -6,9 +6,11 @@ sellers, brand-shy artists, bursty posters, refund-prone sellers, brand
 ambassadors, newcomers), heavy-tailed popularity, six regions with their own
 currencies, engagement snapshots re-sent as counters grow, orders re-sent when
 they are cancelled or refunded, a few exact re-deliveries, a few unkeyed
-records and a small share of realistic breakages. Everything is drawn from
-seeded `random.Random` instances, so a config (seed, end time, sizes) gives the
-same bytes every time. Generation is kept cheap (precomputed population and
+records and a small share of realistic breakages. A creator's first post always
+arrives (intact and keyed) before any of its tags and orders, so the worker never
+scores a creator it has no region for (region `ZZ` on the boards). Everything is
+drawn from seeded `random.Random` instances, so a config (seed, end time, sizes)
+gives the same bytes every time. Generation is kept cheap (precomputed population and
 catalogue, records assembled from pre-serialized JSON members when scheduled,
 pending records in a heap), the command line runs it in a process of its own
 beside the producer, and the producer fills Kafka record batches itself rather
@@ -646,7 +648,12 @@ _NOISE_SIZE: Final = 4096
 
 
 class Simulator:
-    """Deterministic generator of the three source streams for one config; iterate it once."""
+    """Deterministic generator of the three source streams for one config; iterate it once.
+
+    A tag or order whose creator has no post out yet, intact and keyed (its posts fell in
+    the warm-up, or went out broken or unkeyed), waits one record: the creator's newest
+    post snapshot goes first, in its place.
+    """
 
     def __init__(self, config: SimConfig, population: Population | None = None) -> None:
         self.config = config
@@ -720,7 +727,12 @@ class Simulator:
         next_bad = self._gap(bad_rng, cfg.malformed_share)
         next_unkeyed = self._gap(key_rng, cfg.mis_keyed_share)
         heappop = heapq.heappop
+        heappush = heapq.heappush
         new_post = self._new_post
+        # Creators with a post out intact and keyed, and the newest post snapshot of each
+        # creator still without one (see the tag and order case below).
+        introduced: set[bytes] = set()
+        unseen: dict[bytes, bytes] = {}
         # Warm-up: two simulated days run before the first record and emit nothing,
         # so the stream starts in its steady state (earlier posts' follow-ups
         # already due) instead of with a day of nothing but new posts.
@@ -735,11 +747,21 @@ class Simulator:
                 self._scale = 1.0 / 1440.0  # a day of follow-ups in a minute
             i += 1
             if heap and heap[0][0] <= now:
-                _, _, code, key, value = heappop(heap)
+                pending = heappop(heap)
+                _, _, code, key, value = pending
+                if code >= _TAG and i > 0 and key in unseen:
+                    # A tag or order of a creator none of whose posts got through yet (its
+                    # posts fell in the warm-up, or went out broken or unkeyed): the
+                    # creator's newest post snapshot goes first, so that no creator is
+                    # scored without a region; the tag or order follows at once.
+                    heappush(heap, pending)
+                    code, value = _UPDATE, unseen[key]
             else:
                 code = _POST
                 key, value = new_post(now)
             if i <= 0:
+                if code <= _UPDATE:
+                    unseen[key] = value
                 continue
             self.last_fault = None
             if i >= next_dup:
@@ -748,6 +770,7 @@ class Simulator:
                 later = now + 1_000 + int(dup_rng.random() * 10 * MINUTE_MS)
                 if self._push(later, code, key, value):
                     stats.duplicates += 1
+            intact = value
             if i >= next_bad:
                 next_bad += self._gap(bad_rng, cfg.malformed_share)
                 value, fault = self._break(bad_rng, _KIND_OF[code], value, now)
@@ -756,7 +779,16 @@ class Simulator:
             by_code[code] += 1
             stats.last_event_ms = now
             self.last_code = code
-            if i >= next_unkeyed:
+            keyed = i < next_unkeyed
+            if code <= _UPDATE and key not in introduced:
+                # A post introduces its creator once it arrives intact and keyed (an
+                # unkeyed one takes the worker's detour through the repartition topic).
+                if keyed and value is intact:
+                    introduced.add(key)
+                    unseen.pop(key, None)
+                else:
+                    unseen[key] = intact
+            if not keyed:
                 next_unkeyed += self._gap(key_rng, cfg.mis_keyed_share)
                 stats.unkeyed += 1
                 yield SimEvent(topic_of[code], None, value)

@@ -18,6 +18,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from redis.asyncio import Redis as AsyncRedis
 from rich.console import Console
 
 from scoring.params import DEFAULT_PARAMS
@@ -37,8 +38,10 @@ from streams.readers import (
     parse_creator,
     read_creator,
     read_top,
+    regions_with_boards,
 )
 from streams.settings import Settings, redacted
+from tests.support.population import score_population
 
 pytestmark = pytest.mark.integration
 
@@ -196,6 +199,67 @@ def test_top_command_prints_table_and_json(
     refused = runner.invoke(main, ["top", "--score", "sales", "--content-type", "live"])
     assert refused.exit_code == 2
     assert "overall, influence only" in refused.output
+
+
+async def test_top_for_a_region_without_creators_lists_the_regions_with_some(
+    stack_settings: Settings,
+    client: redis.Redis,
+    keys: Keys,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A population the worker's own pipeline and Redis sink wrote: asked for a region no
+    creator is in, `top` says which regions have creators (exit 2) instead of an empty board."""
+    monkeypatch.setenv("CREATOR_SCORES_REDIS_PREFIX", redis_prefix)
+    runner = CliRunner()
+    nothing = runner.invoke(main, ["top", "--region", "XX"])
+    assert nothing.exit_code == 0, nothing.output  # no boards at all: merely empty so far
+    assert f"no creators on {redis_prefix}lb:overall:XX yet" in nothing.stdout
+
+    writer = AsyncRedis.from_url(stack_settings.redis_url)
+    try:
+        await score_population(writer, keys, creators=60, events=3_000, seed=4)
+    finally:
+        await writer.aclose()
+    listed = "no creators in region XX; regions with creators: GB, ID, MY, PH, US, VN"
+    for args in (["--region", "XX"], ["--region", "xx", "--json"],
+                 ["--region", "XX", "--theme", "beauty"]):  # fmt: skip
+        unknown = runner.invoke(main, ["top", *args])
+        assert unknown.exit_code == 2, (args, unknown.output)
+        assert listed in unknown.stderr, unknown.stderr
+        assert unknown.stdout == ""
+    known = runner.invoke(main, ["top", "--region", "uk"])
+    assert known.exit_code == 0, known.output
+    assert re.search(r"cr-\d{6}", known.stdout) and "GB" in known.stdout
+    # A region with creators but an empty board (no creator of theme `other`) is no error.
+    empty = runner.invoke(main, ["top", "--region", "GB", "--theme", "other"])
+    assert empty.exit_code == 0, empty.output
+    assert f"no creators on {redis_prefix}lb:overall:GB:other yet" in empty.stdout
+
+    # A creator without a region (no post seen) sits on ZZ boards: listed, and explained.
+    _put(client, keys, "cr-tags-only", "ZZ", 5.0)
+    unknown = runner.invoke(main, ["top", "--region", "XX"])
+    assert (
+        "regions with creators: GB, ID, MY, PH, US, VN, ZZ (region not known yet)" in unknown.stderr
+    )
+    board = runner.invoke(main, ["top", "--region", "ZZ"])
+    assert board.exit_code == 0, board.output
+    assert "cr-tags-only" in board.stdout
+    assert "ZZ: region not known yet (no post seen)" in board.stdout
+
+
+def test_regions_with_boards_reads_region_boards_only(
+    client: redis.Redis, keys: Keys, populated: None
+) -> None:
+    # Theme and content-type boards (lb:overall:US:beauty, lb:overall:US:ct:live) and other
+    # prefixes are not regions.
+    other = Keys(keys.prefix.rstrip(":") + "*:")  # a glob character, taken literally
+    client.zadd(other.board("overall", "PH"), {"cr-z": 1.0})
+    try:
+        assert regions_with_boards(client, keys) == ["ID", "US", "VN"]
+        assert regions_with_boards(client, other) == ["PH"]
+    finally:
+        client.delete(other.board("overall", "PH"))
 
 
 # --------------------------------------------------------------------------- show

@@ -1,4 +1,5 @@
-"""The live view's rates and its output off a terminal (no Redis, no worker needed)."""
+"""The live view's rates, its output off a terminal, and the legends of the boards (no Redis,
+no worker needed)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rich.console import Console
 from streams.devtools import dashboard as dash
 from streams.devtools.dashboard import Dashboard, Scrape
 from streams.keys import Keys
+from streams.readers import BoardEntry, top_table
 from streams.settings import Settings
 
 
@@ -61,3 +63,25 @@ def _text(renderable: object) -> str:
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(renderable)
     return out.getvalue()
+
+
+def _leaders(*regions: str) -> dash.Leaders:
+    top = [BoardEntry(i, f"cr-{i}", 90.0 - i, False, r) for i, r in enumerate(regions, start=1)]
+    return dash.Leaders(
+        top=top,
+        by_region={r: [e for e in top if e.region == r][: dash.REGION_N] for r in dash.REGIONS},
+        ranked=len(top),
+        newest_update_ms=None,
+    )
+
+
+def test_region_zz_is_explained_where_it_is_shown() -> None:
+    note = "ZZ: region not known yet (no post seen)"
+    board = _text(dash.leaders_view(_leaders("US", "ZZ", "GB"), 0.0))
+    assert "cr-2" in board and note in board
+    assert "* provisional (thin data)" in board
+    # Only where a ZZ creator is on the screen.
+    assert note not in _text(dash.leaders_view(_leaders("US", "GB"), 0.0))
+    table = _text(top_table(_leaders("ZZ", "ID").top, "cs:lb:overall:ALL"))
+    assert note in table.split("cr-2", 1)[1]  # under the table
+    assert note not in _text(top_table(_leaders("ID").top, "cs:lb:overall:ALL"))
