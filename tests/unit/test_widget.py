@@ -4,7 +4,9 @@ packaged; CORS only for the origins configured."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -123,3 +125,13 @@ async def test_cors_only_for_the_configured_origins(http: httpx.AsyncClient) -> 
         "/v1/leaderboards/overall", headers={"Origin": "https://elsewhere.example", **preflight}
     )
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_every_static_file_is_packaged() -> None:
+    """A wheel (or the Docker image's `pip install .`) ships what pyproject's package-data
+    lists: every file of the widget's folder must match one of its patterns."""
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["streams"]
+    package = STATIC_DIR.parent.parent
+    packaged = {path for pattern in patterns for path in package.glob(pattern)}
+    assert set(STATIC_DIR.iterdir()) <= packaged
