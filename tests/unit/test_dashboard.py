@@ -61,3 +61,12 @@ def _text(renderable: object) -> str:
     out = io.StringIO()
     Console(file=out, width=200, color_system=None).print(renderable)
     return out.getvalue()
+
+
+def test_the_widget_address_is_shown_above_the_boards() -> None:
+    url = "http://127.0.0.1:8080/widget?key=csk_demo"
+    view = Dashboard(redis.Redis(port=1), Keys("t:"), "http://127.0.0.1:9/metrics",
+                     widget_url=url)  # fmt: skip
+    text = _text(view.frame())
+    assert "live ranking widget" in text and url in text
+    assert text.index(url) < text.index("Redis unavailable")
