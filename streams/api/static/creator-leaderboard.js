@@ -29,6 +29,10 @@ const MOVE_SHOWN_MS = 60_000;
 // board costs at most a read every few seconds of the key's rate.
 const REFRESH_DELAY_MS = 800;
 const REFRESH_GAP_MS = 5_000;
+// The feed carries a creator's change only when a score moved by more than the worker's
+// change threshold in one flush; creeping moves below it reorder a board too, so the board
+// is also read this often (two reads a minute of the key's rate).
+const REFRESH_EVERY_MS = 30_000;
 // Backoff for a feed the browser gave up on (the API refused it or was down), ms.
 const RETRY_MS = [2_000, 5_000, 10_000, 30_000, 60_000];
 const PANEL_REFRESH_GAP_MS = 3_000;
@@ -152,6 +156,7 @@ export class CreatorLeaderboard extends HTMLElement {
   #generation = 0;
   #restartQueued = false;
   #refreshTimer = null;
+  #periodicTimer = null;
   #lastRefresh = 0;
   #retries = 0;
   #retryTimer = null;
@@ -229,6 +234,7 @@ export class CreatorLeaderboard extends HTMLElement {
     this.#source = null;
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#refreshTimer);
+    clearTimeout(this.#periodicTimer);
     clearTimeout(this.#panelTimer);
     this.#refreshTimer = null;
   }
@@ -344,6 +350,10 @@ export class CreatorLeaderboard extends HTMLElement {
       this.#hideError();
       this.#update(page.entries, { first: !this.#loaded });
       this.#loaded = true;
+      clearTimeout(this.#periodicTimer);
+      this.#periodicTimer = setTimeout(() => {
+        if (generation === this.#generation) this.#load();
+      }, REFRESH_EVERY_MS);
       return true;
     } catch (failure) {
       if (generation !== this.#generation) return false;
