@@ -560,6 +560,8 @@ async def _follow_rescore(
 @click.option("--refresh", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
 @click.option("--metrics-url", default=None,
               help="Worker metrics [default: http://127.0.0.1:METRICS_PORT/metrics].")  # fmt: skip
+@click.option("--widget-url", default=None,
+              help="Show this widget address above the boards (the demo does).")  # fmt: skip
 @click.pass_obj
 def dashboard(
     settings: Settings,
@@ -567,12 +569,14 @@ def dashboard(
     seconds: float | None,
     refresh: float,
     metrics_url: str | None,
+    widget_url: str | None,
 ) -> None:
     """Live leaderboard: top creators overall and per region, events scored per second."""
     _say_where(settings, redis=True)
     from streams.devtools.dashboard import run_dashboard
 
-    run_dashboard(settings, once=once, seconds=seconds, refresh_s=refresh, metrics_url=metrics_url)
+    run_dashboard(settings, once=once, seconds=seconds, refresh_s=refresh,
+                  metrics_url=metrics_url, widget_url=widget_url)  # fmt: skip
 
 
 @main.command("demo")
@@ -583,7 +587,8 @@ def dashboard(
               help="Stop after this many seconds [default: until Ctrl-C].")  # fmt: skip
 @click.pass_obj
 def demo(settings: Settings, creators: int, rate: int, seconds: float | None) -> None:
-    """Worker + simulator in the background and the live leaderboard in front (needs the stack)."""
+    """Worker, simulator and read API in the background, the live leaderboard in front, and
+    the address of the live ranking widget (needs the stack)."""
     _say_where(settings, kafka=True, redis=True)
     from streams.devtools.demo import run_demo
 

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     api_rate_window_s: int = Field(default=60, ge=1)
     # How long a search's matches are kept so its next pages read the same result, ms.
     api_search_ttl_ms: int = Field(default=5_000, ge=1)
+    # Web origins whose pages may call the API from the browser (CORS), comma-separated: a
+    # partner portal that puts <creator-leaderboard> on its own pages. Empty: none (the
+    # /widget page, served by the API itself, needs none; nor do servers).
+    api_cors_origins: str = ""
 
     # Local stack (`creator-scores stack ...`).
     stack_dir: Path = Path(".stack")

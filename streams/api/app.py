@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final
 import orjson
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,6 +38,7 @@ from streams.api.metrics import FEED_EVENTS, FEEDS_OPEN, RATE_LIMITED, REGISTRY,
 from streams.api.reads import Cursor, Reader
 from streams.api.search import Query as SearchQuery
 from streams.api.search import Searcher
+from streams.api.widget import widget_routes
 from streams.keys import BOARD_SCORES, GLOBAL_REGION, BoardRef, Keys
 from streams.readers import ReaderError, board_ref, valid_label, valid_region
 from streams.settings import Settings, load_scoring_params
@@ -49,6 +51,7 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     403: {"model": models.Error, "description": "A region outside the key's regions."},
     429: {"model": models.Error, "description": "Past the key's rate: see Retry-After."},
 }
+_RATE_HEADERS: Final = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 _NOT_FOUND: Final[dict[int | str, dict[str, Any]]] = {
     404: {"model": models.Error, "description": "No such creator in Redis."}
 }
@@ -110,6 +113,18 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.api = api
+    origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+    if origins:
+        # Partner pages that embed the widget read the API from the browser: reads only,
+        # with the key in a header (so a preflight), and the rate-limit headers visible.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET"],
+            allow_headers=["X-API-Key", "Authorization", "Last-Event-ID"],
+            expose_headers=["Retry-After", *_RATE_HEADERS],
+            max_age=600,
+        )
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(ApiError, errors.on_api_error)
     app.add_exception_handler(ReaderError, errors.on_reader_error)
@@ -119,6 +134,7 @@ def create_app(
     app.add_exception_handler(ConnectionError, _on_redis_error)
     _health_routes(app, api)
     _v1_routes(app, api)
+    widget_routes(app, api.params)
     return app
 
 

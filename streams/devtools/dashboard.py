@@ -162,9 +162,13 @@ class Dashboard:
     regions: Sequence[str] = REGIONS
     window_s: float = RATE_WINDOW_S
     scrapes: deque[Scrape] = field(default_factory=deque)
+    #: The live ranking widget's page (the demo's read API), shown above the boards.
+    widget_url: str | None = None
 
     def frame(self) -> RenderableType:
         parts: list[RenderableType] = [self._pipeline_panel()]
+        if self.widget_url:
+            parts.append(widget_panel(self.widget_url))
         try:
             leaders = read_leaders(self.client, self.keys, self.regions)
         except (redis.RedisError, OSError) as exc:
@@ -301,6 +305,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def widget_panel(url: str) -> Panel:
+    """Where the same scores are live in a browser: the widget's page, clickable where the
+    terminal allows."""
+    text = Text(url, style=f"link {url}", overflow="fold")
+    return Panel(text, title="live ranking widget (open in a browser)", title_align="left")
+
+
 def default_metrics_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.metrics_port}/metrics"
 
@@ -313,13 +324,15 @@ def run_dashboard(
     refresh_s: float = 1.0,
     metrics_url: str | None = None,
     console: Console | None = None,
+    widget_url: str | None = None,
 ) -> None:
     """Show the live view until Ctrl-C, SIGTERM or `seconds`; `once` prints one frame."""
     console = console or Console()
     client = connect(settings.redis_url)
     dashboard = Dashboard(
-        client, Keys(settings.redis_prefix), metrics_url or default_metrics_url(settings)
-    )
+        client, Keys(settings.redis_prefix), metrics_url or default_metrics_url(settings),
+        widget_url=widget_url,
+    )  # fmt: skip
     try:
         if once:
             console.print(dashboard.frame())

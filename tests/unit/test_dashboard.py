@@ -85,3 +85,12 @@ def test_region_zz_is_explained_where_it_is_shown() -> None:
     table = _text(top_table(_leaders("ZZ", "ID").top, "cs:lb:overall:ALL"))
     assert note in table.split("cr-2", 1)[1]  # under the table
     assert note not in _text(top_table(_leaders("ID").top, "cs:lb:overall:ALL"))
+
+
+def test_the_widget_address_is_shown_above_the_boards() -> None:
+    url = "http://127.0.0.1:8080/widget?key=csk_demo"
+    view = Dashboard(redis.Redis(port=1), Keys("t:"), "http://127.0.0.1:9/metrics",
+                     widget_url=url)  # fmt: skip
+    text = _text(view.frame())
+    assert "live ranking widget" in text and url in text
+    assert text.index(url) < text.index("Redis unavailable")
