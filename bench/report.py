@@ -601,6 +601,26 @@ def _api(results: dict[str, Any]) -> list[str]:
             f"| {_ratio(round(ratio, 1) if ratio else None)} | {target:g} ms |"
         )
     lines += ["", "The search's bare figure is its Lua script run straight on Redis.", ""]
+    delay = results.get("widget_delay")
+    if delay:
+        lines += [
+            f"The live widget's delay (`{delay['command']}`): an event produced to Kafka to the "
+            "board feed's SSE message naming it, read by a client as the widget's EventSource "
+            "does, through a real worker and `creator-scores serve`; split at the worker's "
+            "Redis write (the change stream's id).",
+            "",
+            "| stream | event -> SSE p50 / p99 (ms) | event -> Redis write | Redis -> SSE |",
+            "|---|---|---|---|",
+        ]
+        for phase, label in (
+            ("idle", "idle"),
+            ("loaded", f"{delay['load_rate']:,.0f} events/s of other creators"),
+        ):
+            row = delay[phase]
+            cells = [f"{_fmt(row[k]['p50'], 1)} / {_fmt(row[k]['p99'], 1)}" for k in
+                     ("event_to_sse_ms", "event_to_redis_ms", "redis_to_sse_ms")]  # fmt: skip
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
     return lines
 
 
@@ -951,6 +971,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="take the read API section from this `python -m bench.api --out` result",
     )
+    parser.add_argument(
+        "--widget-from",
+        type=Path,
+        help="take the widget delay from this `python -m bench.widget_delay --out` result",
+    )
     args = parser.parse_args(argv)
     path: Path = args.results
     results = json.loads(path.read_text())
@@ -959,6 +984,8 @@ def main(argv: list[str] | None = None) -> int:
         results["sweep"] = other.get("sweep") or []
         results["sweep_run"] = {"run_id": other.get("run_id"), "file": _rel(args.sweep_from),
                                 "started_at": other.get("started_at")}  # fmt: skip
+    if args.widget_from is not None:
+        results["widget_delay"] = json.loads(args.widget_from.read_text())
     if args.api_from is not None:
         results["api"] = json.loads(args.api_from.read_text())
         results["api_run"] = {"file": _rel(args.api_from), "when": results["api"].get("when")}

@@ -79,6 +79,8 @@ class Plan:
     sweep_creators: list[int] = field(default_factory=list)
     #: the read API (`bench.api`): its arguments (sizes, clients, seconds)
     api_args: list[str] = field(default_factory=list)
+    #: the widget's event -> SSE delay (`bench.widget_delay`): its arguments
+    widget_args: list[str] = field(default_factory=list)
     variants: dict[str, dict[str, str]] = field(default_factory=dict)
     #: environment every worker process gets (main pipeline, freshness, recovery, variants)
     worker_env: dict[str, str] = field(default_factory=dict)
@@ -235,6 +237,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         api_args=["--creators", "3000", "--scored", "300", "--clients", "10", "--seconds", "1.5"]
         if smoke
         else [],
+        widget_args=["--probes", "20", "--load-rate", "200", "--warmup", "2"] if smoke else [],
     )
 
 
@@ -335,6 +338,33 @@ class Runner:
         self.results["api"] = figures
         p99 = {kind: row["p99_ms"] for kind, row in figures["api"].items()}
         self.ctx.say(f"api: p99 ms at {figures['clients']} clients {p99}")
+        # The widget's delay, event produced -> SSE message read (a worker and the API on
+        # the run's stack, topics and prefix of its own).
+        out = self.ctx.workdir / "widget-delay.json"
+        command = [sys.executable, "-m", "bench.widget_delay", *self.plan.widget_args,
+                   "--out", str(out)]  # fmt: skip
+        self.ctx.say("widget delay: " + " ".join(command[2:]))
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={
+                **os.environ,
+                "REDIS_URL": self.ctx.redis_url,
+                "KAFKA_BOOTSTRAP_SERVERS": self.ctx.bootstrap,
+            },
+        )
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise BenchError(f"bench.widget_delay exited {proc.returncode}: "
+                             f"{err.decode()[-2000:]}")  # fmt: skip
+        delay = json.loads(out.read_text())
+        self.results["widget_delay"] = delay
+        self.ctx.say("widget delay p50/p99 ms: idle "
+                     f"{delay['idle']['event_to_sse_ms']['p50']}/"
+                     f"{delay['idle']['event_to_sse_ms']['p99']}, loaded "
+                     f"{delay['loaded']['event_to_sse_ms']['p50']}/"
+                     f"{delay['loaded']['event_to_sse_ms']['p99']}")  # fmt: skip
 
     async def sweep(self, held: int) -> None:
         """One day-boundary sweep over `held` creators (`bench.sweep`, its own process)."""

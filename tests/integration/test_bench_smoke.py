@@ -238,6 +238,10 @@ def test_report_renders_and_the_run_left_nothing_behind(
     api = results["api"]
     assert api["creators"] == 3_000 and all(api["api"][k]["errors"] == 0 for k in api["api"])
     assert all(api["api"][k]["requests"] > 0 for k in ("top10", "creator", "search"))
+    delay = results["widget_delay"]
+    assert delay["idle"]["received"] == delay["idle"]["probes"] == 20
+    assert delay["loaded"]["event_to_sse_ms"]["p50"] > 0
+    assert "| idle |" in text
     assert results["machine"]["cpu_model"] in text
     if importlib.util.find_spec("matplotlib") is not None:
         assert (folder / "docs" / "benchmarks.png").stat().st_size > 10_000
