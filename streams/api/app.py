@@ -205,7 +205,7 @@ def allow(key: ApiKey, region: str | None) -> None:
     raise ApiError(403, "forbidden_region", message, param="region", valid=sorted(key.regions))
 
 
-def known_params(request: Request) -> None:
+async def known_params(request: Request) -> None:
     """400 for a query parameter the route does not take (a typo would be ignored)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
