@@ -1,13 +1,18 @@
 """Partner search: creators of a region, theme and content type above minimums on any scores,
 sorted by any score, paged, each with its scores and percentile ranks.
 
-Built on the leaderboards (sorted sets) the worker keeps, in one Lua script: each board
-with a minimum is cut to the creators at or above it (ZRANGESTORE), the cuts and the
-boards that only restrict membership (theme, content type) are intersected into one
-sorted set weighted so that its scores are the sort score (ZINTERSTORE), provisional
-creators are dropped from it on request, and a page is read off it with each creator's
-fields and ranks. The result is kept for `api_search_ttl_ms` under a key named by the
-query (`Keys.api_search`), so the next pages come from the same result, quickly.
+Built on the leaderboards (sorted sets) the worker keeps, in one Lua script. The work
+starts from the smallest cut: the board with the fewest creators at or above its minimum
+(counted with ZCOUNT, O(log N) each), copied alone (ZRANGESTORE). Each other board with a
+minimum is then applied to what is left (ZINTERSTORE, which walks the smaller side and
+takes that board's scores, then ZREMRANGEBYSCORE below the minimum), the most selective
+first, and a last ZINTERSTORE with the sort board and the boards that only restrict
+membership (theme, content type) gives the result, its scores the sort score. So the
+work follows the smallest cut and the matches, never a whole board's cut, and every step
+runs in Redis's C code. Provisional creators are dropped from the result on request,
+and a page is read off it with each creator's fields and ranks. The result is kept for
+`api_search_ttl_ms` under a key named by the query (`Keys.api_search`), so the next
+pages come from the same result, quickly.
 
 Which board a minimum or the sort reads: `overall` and `influence` have boards per theme
 and per content type, so with a theme they read the theme's board ("influence in beauty
@@ -59,23 +64,38 @@ local dest = KEYS[1]
 local built = 0
 if redis.call('EXISTS', dest) == 0 then
   built = 1
-  local cmd = {'ZINTERSTORE', dest, nb}
-  local temps = {}
+  local counts, order = {}, {}
   for j = 1, nb do
-    if mins[j] == '-inf' then
-      cmd[#cmd + 1] = boards[j]
-    else
-      local cut = dest .. ':cut:' .. j
-      redis.call('ZRANGESTORE', cut, boards[j], mins[j], '+inf', 'BYSCORE')
-      cmd[#cmd + 1] = cut
-      temps[#temps + 1] = cut
+    counts[j] = redis.call('ZCOUNT', boards[j], mins[j], '+inf')
+    order[j] = j
+  end
+  table.sort(order, function(x, y) return counts[x] < counts[y] end)
+  local walk = order[1]
+  local cur = boards[walk]
+  local tmp = dest .. ':tmp'
+  if mins[walk] ~= '-inf' then
+    redis.call('ZRANGESTORE', tmp, cur, mins[walk], '+inf', 'BYSCORE')
+    cur = tmp
+  end
+  local rest = {}
+  for k = 2, nb do
+    local j = order[k]
+    if mins[j] ~= '-inf' then
+      redis.call('ZINTERSTORE', tmp, 2, cur, boards[j], 'WEIGHTS', 0, 1)
+      redis.call('ZREMRANGEBYSCORE', tmp, '-inf', '(' .. mins[j])
+      cur = tmp
+    elseif j ~= 1 then
+      rest[#rest + 1] = boards[j]
     end
   end
+  local cmd = {'ZINTERSTORE', dest, 2 + #rest, cur, boards[1]}
+  for _, b in ipairs(rest) do cmd[#cmd + 1] = b end
   cmd[#cmd + 1] = 'WEIGHTS'
+  cmd[#cmd + 1] = 0
   cmd[#cmd + 1] = 1
-  for j = 2, nb do cmd[#cmd + 1] = 0 end
+  for _ = 1, #rest do cmd[#cmd + 1] = 0 end
   redis.call(unpack(cmd))
-  if #temps > 0 then redis.call('DEL', unpack(temps)) end
+  redis.call('DEL', tmp)
   if exclude then
     local all = redis.call('ZRANGE', dest, 0, -1)
     local drop = {}
