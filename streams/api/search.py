@@ -32,7 +32,7 @@ import orjson
 from redis.asyncio import Redis
 
 from scoring.names import SCORE_NAMES
-from streams.api.reads import Percentile, percentile_order
+from streams.api.reads import board_order, percentile_dict
 from streams.keys import BREAKDOWN_SCORES, BoardRef, Keys
 
 #: Creator hash fields each result carries, in this order.
@@ -203,11 +203,11 @@ class Searcher:
         args += [len(ranked), *(b.key(keys) for b in ranked)]
         built, total, page, sizes, rows = await self._search(keys=[result_key], args=args)
         width = len(_FIELDS) + len(ranked)
+        places = _places(ranked, [int(size) for size in sizes])
         results = []
         for i in range(0, len(page), 2):
             row = rows[i // 2 * width : (i // 2 + 1) * width]
-            results.append(_result(offset + i // 2 + 1, page[i], float(page[i + 1]), row,
-                                   ranked, [int(s) for s in sizes]))  # fmt: skip
+            results.append(_result(offset + i // 2 + 1, page[i], float(page[i + 1]), row, places))
         total = int(total)
         more = offset + len(results) < total
         return {
@@ -220,21 +220,25 @@ class Searcher:
         }
 
 
+#: Per score, the rank boards of that score as (index in the ranked boards, board, size),
+#: in the order an answer lists a creator's percentiles.
+_Places = dict[str, list[tuple[int, BoardRef, int]]]
+
+
+def _places(ranked: list[BoardRef], sizes: list[int]) -> _Places:
+    """The same for every result of a search, so worked out once per page."""
+    places: _Places = {name: [] for name in SCORE_NAMES}
+    for j in sorted(range(len(ranked)), key=lambda j: board_order(ranked[j])):
+        places[ranked[j].score].append((j, ranked[j], sizes[j]))
+    return places
+
+
 def _result(
-    position: int,
-    member: bytes | str,
-    sort_value: float,
-    row: list[Any],
-    ranked: list[BoardRef],
-    sizes: list[int],
+    position: int, member: bytes | str, sort_value: float, row: list[Any], places: _Places
 ) -> dict[str, Any]:
     values = [_text(v) for v in row[: len(_FIELDS)]]
     fields = dict(zip(_FIELDS, values, strict=True))
     ranks = [int(r) for r in row[len(_FIELDS) :]]
-    by_score: dict[str, list[Percentile]] = {name: [] for name in SCORE_NAMES}
-    for board, rank, size in zip(ranked, ranks, sizes, strict=True):
-        if rank >= 0 and size > 0:
-            by_score[board.score].append(Percentile(board, rank + 1, size))
     return {
         "position": position,
         "creator_id": _text(member),
@@ -244,8 +248,12 @@ def _result(
         "confidence": float(fields["confidence"]) if fields["confidence"] else None,
         "scores": {name: float(fields[name]) if fields[name] else None for name in SCORE_NAMES},
         "percentiles": {
-            name: [p.to_dict() for p in sorted(found, key=percentile_order)]
-            for name, found in by_score.items()
+            name: [
+                percentile_dict(board, ranks[j] + 1, size)
+                for j, board, size in found
+                if ranks[j] >= 0 and size > 0
+            ]
+            for name, found in places.items()
         },
     }
 
