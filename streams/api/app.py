@@ -33,6 +33,7 @@ from streams.api.auth import ApiKey, Keyring
 from streams.api.errors import ApiError
 from streams.api.feed import KEEPALIVE, RESET, Change, ChangeHub, changes, for_board, for_creator
 from streams.api.feed import stream_id as parse_stream_id
+from streams.api.lean import LeanRoutes
 from streams.api.metrics import FEED_EVENTS, FEEDS_OPEN, RATE_LIMITED, REGISTRY, LatencyMiddleware
 from streams.api.reads import Cursor, Reader
 from streams.api.search import Query as SearchQuery
@@ -110,6 +111,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.api = api
+    app.add_middleware(LeanRoutes)  # inside LatencyMiddleware: timed too
     app.add_middleware(LatencyMiddleware)
     app.add_exception_handler(ApiError, errors.on_api_error)
     app.add_exception_handler(ReaderError, errors.on_reader_error)
