@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from scoring.names import SCORE_NAMES
 from scoring.params import Params
+from streams.api.scripts import Script
 from streams.keys import GLOBAL_REGION, BoardRef, Keys
 from streams.readers import CreatorView, ReaderError, parse_creator
 
@@ -159,8 +160,8 @@ class Reader:
         self._redis = client
         self._keys = keys
         self._params = params
-        self._page = client.register_script(PAGE_SCRIPT)
-        self._creator = client.register_script(CREATOR_SCRIPT)
+        self._page = Script(client, PAGE_SCRIPT)
+        self._creator = Script(client, CREATOR_SCRIPT)
         self._regions: tuple[float, list[str]] = (0.0, [])
         self._cards = CardCache(params)
         self._boards: dict[bytes | str, BoardRef | None] = {}

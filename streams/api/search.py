@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from scoring.names import SCORE_NAMES
 from streams.api.reads import board_order, percentile_dict
+from streams.api.scripts import Script
 from streams.keys import BREAKDOWN_SCORES, BoardRef, Keys
 
 #: Creator hash fields each result carries, in this order.
@@ -186,7 +187,7 @@ class Searcher:
     def __init__(self, client: Redis, keys: Keys, ttl_ms: int) -> None:
         self._keys = keys
         self._ttl_ms = ttl_ms
-        self._search = client.register_script(_SEARCH)
+        self._search = Script(client, _SEARCH)
 
     async def search(self, query: Query, n: int, offset: int = 0) -> dict[str, Any]:
         keys = self._keys
