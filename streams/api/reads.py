@@ -92,19 +92,33 @@ class Percentile:
         return percentile_dict(self.board, self.rank, self.of)
 
 
-def percentile_dict(b: BoardRef, rank: int, of: int) -> dict[str, object]:
-    """`Percentile(b, rank, of).to_dict()`, without the object (a search page has hundreds)."""
-    top = math.ceil(1000 * rank / of) / 10
+def percentile_dict(
+    b: BoardRef, rank: int, of: int, phrase: str | None = None
+) -> dict[str, object]:
+    """`Percentile(b, rank, of).to_dict()`, without the object (a search page has hundreds);
+    `phrase`: `board_phrase(b)`, when the caller has it at hand."""
+    tenths = math.ceil(1000 * rank / of)
+    top = _TOPS.get(tenths) or _top(tenths)
     return {
         "region": b.region,
         "theme": b.theme,
         "content_type": b.content_type,
         "rank": rank,
         "of": of,
-        "top_percent": top,
+        "top_percent": top[0],
         "percentile": round(100 * (of - rank) / of, 2),
-        "text": f"top {top:g} % of {board_phrase(b)}",
+        "text": top[1] + (phrase or board_phrase(b)),
     }
+
+
+#: Tenths of a percent -> (top_percent, the sentence's head), written once each (1,000 at most).
+_TOPS: dict[int, tuple[float, str]] = {}
+
+
+def _top(tenths: int) -> tuple[float, str]:
+    top = tenths / 10
+    _TOPS[tenths] = (top, f"top {top:g} % of ")
+    return _TOPS[tenths]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -32,7 +32,7 @@ import orjson
 from redis.asyncio import Redis
 
 from scoring.names import SCORE_NAMES
-from streams.api.reads import board_order, percentile_dict
+from streams.api.reads import board_order, board_phrase, percentile_dict
 from streams.api.scripts import Script
 from streams.keys import BREAKDOWN_SCORES, BoardRef, Keys
 
@@ -221,16 +221,17 @@ class Searcher:
         }
 
 
-#: Per score, the rank boards of that score as (index in the ranked boards, board, size),
-#: in the order an answer lists a creator's percentiles.
-_Places = dict[str, list[tuple[int, BoardRef, int]]]
+#: Per score, the rank boards of that score as (index in the ranked boards, board, size,
+#: its phrase), in the order an answer lists a creator's percentiles.
+_Places = dict[str, list[tuple[int, BoardRef, int, str]]]
 
 
 def _places(ranked: list[BoardRef], sizes: list[int]) -> _Places:
     """The same for every result of a search, so worked out once per page."""
     places: _Places = {name: [] for name in SCORE_NAMES}
     for j in sorted(range(len(ranked)), key=lambda j: board_order(ranked[j])):
-        places[ranked[j].score].append((j, ranked[j], sizes[j]))
+        board = ranked[j]
+        places[board.score].append((j, board, sizes[j], board_phrase(board)))
     return places
 
 
@@ -250,8 +251,8 @@ def _result(
         "scores": {name: float(fields[name]) if fields[name] else None for name in SCORE_NAMES},
         "percentiles": {
             name: [
-                percentile_dict(board, ranks[j] + 1, size)
-                for j, board, size in found
+                percentile_dict(board, ranks[j] + 1, size, phrase)
+                for j, board, size, phrase in found
                 if ranks[j] >= 0 and size > 0
             ]
             for name, found in places.items()
