@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,15 +160,18 @@ async def populate(url: str, scored: int, creators: int) -> tuple[list[str], flo
     return ids, time.perf_counter() - started
 
 
-def start_api(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
-    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+def start_api(
+    url: str, port: int, workers: int, log: Path, root: Path = REPO_ROOT
+) -> subprocess.Popen[bytes]:
+    """`creator-scores serve` of the code under `root` (this repository, or another commit's)."""
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "REDIS_URL": url, "CREATOR_SCORES_REDIS_PREFIX": PREFIX,
            "PYTHONPATH": path}  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "serve", "--port", str(port),
              "--workers", str(workers)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=root,
         )  # fmt: skip
     deadline = time.monotonic() + 60
     while True:
@@ -277,32 +281,52 @@ def search_query(rng: random.Random, regions: list[str]) -> Query:
                   "cooperation": round(rng.uniform(30, 60), 1)})  # fmt: skip
 
 
+class ApiLoad:
+    """`clients` keep-alive connections sending one kind of read to the API; counts the
+    searches answered from the 5 s result cache."""
+
+    def __init__(self, port: int, token: str, ids: list[str], kind: str, clients: int) -> None:
+        self.cached = 0
+        self._ids = ids
+        self._kind = kind
+        self._regions = sorted(r for r in {r.upper() for r in REGIONS})
+        self.clients = [Http(port, token) for _ in range(clients)]
+        self.calls = [self._call_for(http) for http in self.clients]
+
+    def _call_for(self, http: Http) -> Call:
+        async def call(rng: random.Random) -> bool:
+            if self._kind == "top10":
+                path = "/v1/leaderboards/overall?n=10"
+            elif self._kind == "creator":
+                path = f"/v1/creators/{self._ids[int(rng.random() * len(self._ids))]}"
+            else:
+                path = search_path(rng, self._regions)
+            status, body = await http.get(path)
+            if self._kind == "search" and b'"fresh":false' in body:
+                self.cached += 1
+            return status == 200
+
+        return call
+
+    async def run(self, seconds: float, rate: float | None, seed: int) -> Sample:
+        """Back to back (`rate` None) or paced at `rate` a second."""
+        self.cached = 0
+        if rate is None:
+            sample = await closed_loop(self.calls, seconds, seed=seed)
+        else:
+            sample = await paced(self.calls, seconds, rate, seed=seed)
+        sample.cached = self.cached
+        return sample
+
+    async def close(self) -> None:
+        for http in self.clients:
+            await http.close()
+
+
 async def measure(args: argparse.Namespace, port: int, url: str, token: str,
                   ids: list[str]) -> dict[str, Any]:  # fmt: skip
     keys = Keys(PREFIX)
     regions = sorted(r for r in {r.upper() for r in REGIONS})
-    cached = 0
-
-    def api_calls(kind: str) -> tuple[list[Call], list[Http]]:
-        clients = [Http(port, token) for _ in range(args.clients)]
-
-        def call_for(http: Http) -> Call:
-            async def call(rng: random.Random) -> bool:
-                nonlocal cached
-                if kind == "top10":
-                    path = "/v1/leaderboards/overall?n=10"
-                elif kind == "creator":
-                    path = f"/v1/creators/{ids[int(rng.random() * len(ids))]}"
-                else:
-                    path = search_path(rng, regions)
-                status, body = await http.get(path)
-                if kind == "search" and b'"fresh":false' in body:
-                    cached += 1
-                return status == 200
-
-            return call
-
-        return [call_for(h) for h in clients], clients
 
     redis = Redis.from_url(url, max_connections=args.clients)
     page = redis.register_script(PAGE_SCRIPT)
@@ -333,19 +357,13 @@ async def measure(args: argparse.Namespace, port: int, url: str, token: str,
     out: dict[str, Any] = {"api": {}, "api_paced": {}, "redis": {}}
     try:
         for kind in ("top10", "creator", "search"):
-            calls, clients = api_calls(kind)
-            await closed_loop(calls[:4], 1.0, seed=1)  # warm the connections and code paths
-            cached = 0
-            sample = await closed_loop(calls, args.seconds, seed=2)
-            sample.cached = cached
-            out["api"][kind] = sample.summary()
+            load = ApiLoad(port, token, ids, kind, args.clients)
+            await closed_loop(load.calls[:4], 1.0, seed=1)  # warm the connections and code paths
+            out["api"][kind] = (await load.run(args.seconds, None, seed=2)).summary()
             rate = max(1.0, out["api"][kind]["per_s"] * args.paced)
-            cached = 0
-            slow = await paced(calls, args.seconds, rate, seed=3)
-            slow.cached = cached
+            slow = await load.run(args.seconds, rate, seed=3)
             out["api_paced"][kind] = {"rate_per_s": round(rate, 1), **slow.summary()}
-            for http in clients:
-                await http.close()
+            await load.close()
             print(f"api {kind}: {out['api'][kind]}; paced {out['api_paced'][kind]}", flush=True)
         for kind in ("top10", "top10_script", "creator", "creator_script", "search_script"):
             await closed_loop(bare_calls(kind)[:4], 0.5, seed=4)
@@ -355,6 +373,74 @@ async def measure(args: argparse.Namespace, port: int, url: str, token: str,
     finally:
         await redis.aclose()
     return out
+
+
+# --------------------------------------------------------------------------- before and after
+
+
+def tree_of(ref: str, folder: Path) -> Path:
+    """The repository's files at commit `ref` (git archive), to serve its API beside ours."""
+    out = folder / "before"
+    out.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", ref], check=True,
+                             capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+async def load_all(args: argparse.Namespace, port: int, token: str, ids: list[str],
+                   rates: dict[str, float], seed: int) -> dict[str, Any]:  # fmt: skip
+    """Each read back to back, then paced at `rates` (set from the first tree measured)."""
+    out: dict[str, Any] = {}
+    for kind in ("top10", "creator", "search"):
+        load = ApiLoad(port, token, ids, kind, args.clients)
+        await closed_loop(load.calls[:4], 1.0, seed=1)
+        closed = (await load.run(args.seconds, None, seed=seed)).summary()
+        rate = rates.setdefault(kind, max(1.0, closed["per_s"] * args.paced))
+        slow = (await load.run(args.seconds, rate, seed=seed + 1)).summary()
+        await load.close()
+        out[kind] = {"back_to_back": closed, "paced": {"rate_per_s": round(rate, 1), **slow}}
+    return out
+
+
+def against(args: argparse.Namespace, url: str, token: str, ids: list[str],
+            folder: Path) -> dict[str, Any]:  # fmt: skip
+    """The API of commit `args.against` and this one's in the same run, on the same Redis:
+    one process at a time, in alternating order (before, now, now, before...), each paced
+    at the same rates (`--paced` times the first back-to-back throughput of the commit
+    before), so that the machine's other load falls on both alike."""
+    trees = {"before": tree_of(args.against, folder), "now": REPO_ROOT}
+    rates: dict[str, float] = {}
+    rounds: list[dict[str, Any]] = []
+    for r in range(args.rounds):
+        for label in ("before", "now") if r % 2 == 0 else ("now", "before"):
+            port = free_port()
+            proc = start_api(url, port, args.workers, folder / f"api-{label}.log", trees[label])
+            try:
+                figures = asyncio.run(load_all(args, port, token, ids, rates, seed=10 + r))
+            finally:
+                proc.terminate()
+                proc.wait(15)
+            rounds.append({"round": r, "tree": label, **figures})
+            print(f"round {r} {label}: " + json.dumps(figures), flush=True)
+    summary: dict[str, Any] = {}
+    for kind in ("top10", "creator", "search"):
+        row: dict[str, Any] = {}
+        for label in ("before", "now"):
+            mine = [x[kind] for x in rounds if x["tree"] == label]
+            row[label] = {
+                f"{mode}_{q}": round(statistics.median(m[mode][q] for m in mine), 2)
+                for mode in ("back_to_back", "paced") for q in ("per_s", "p50_ms", "p99_ms")
+            }  # fmt: skip
+        b, n = row["before"], row["now"]
+        row["now_over_before"] = {
+            "back_to_back_per_s": round(n["back_to_back_per_s"] / b["back_to_back_per_s"], 2),
+            **{f"{mode}_{q}": round(n[f"{mode}_{q}"] / b[f"{mode}_{q}"], 3)
+               for mode in ("back_to_back", "paced") for q in ("p50_ms", "p99_ms")},
+        }  # fmt: skip
+        summary[kind] = row
+    return {"ref": args.against, "rounds_run": args.rounds, "rates_per_s": rates,
+            "summary": summary, "rounds": rounds}  # fmt: skip
 
 
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
@@ -384,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced", type=float, default=0.5,
                         help="paced rate: a share of the back-to-back throughput")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    parser.add_argument("--against", metavar="REF", default=None,
+                        help="also time this commit's API, alternating with ours")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="alternations with --against")
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
@@ -407,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         api_proc = start_api(url, port, args.workers, folder / "api.log")
         results = asyncio.run(measure(args, port, url, token, ids))
+        api_proc.terminate()
+        api_proc.wait(15)
+        api_proc = None
+        if args.against is not None:
+            results["against"] = against(args, url, token, ids, folder)
     finally:
         for proc in (api_proc, redis_proc):
             if proc is not None:

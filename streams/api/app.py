@@ -34,6 +34,7 @@ from streams.api.auth import ApiKey, Keyring
 from streams.api.errors import ApiError
 from streams.api.feed import KEEPALIVE, RESET, Change, ChangeHub, changes, for_board, for_creator
 from streams.api.feed import stream_id as parse_stream_id
+from streams.api.lean import LeanRoutes
 from streams.api.metrics import FEED_EVENTS, FEEDS_OPEN, RATE_LIMITED, REGISTRY, LatencyMiddleware
 from streams.api.reads import Cursor, Reader
 from streams.api.search import Query as SearchQuery
@@ -113,6 +114,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.api = api
+    # Innermost first: the lean routes, then CORS around them (its headers on every
+    # answer, its preflights answered), then the latency histogram around everything.
+    app.add_middleware(LeanRoutes)  # inside LatencyMiddleware: timed too
     origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
     if origins:
         # Partner pages that embed the widget read the API from the browser: reads only,
@@ -221,7 +225,7 @@ def allow(key: ApiKey, region: str | None) -> None:
     raise ApiError(403, "forbidden_region", message, param="region", valid=sorted(key.regions))
 
 
-def known_params(request: Request) -> None:
+async def known_params(request: Request) -> None:
     """400 for a query parameter the route does not take (a typo would be ignored)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):

@@ -23,6 +23,7 @@ from typing import Final
 
 from redis.asyncio import Redis
 
+from streams.api.scripts import Script
 from streams.keys import GLOBAL_REGION, Keys
 from streams.readers import ReaderError, valid_region
 
@@ -124,7 +125,7 @@ class Keyring:
         self._redis = client
         self._keys = keys
         self._window_ms = window_s * 1000
-        self._check = client.register_script(_CHECK)
+        self._check = Script(client, _CHECK)
 
     async def create(
         self, partner: str, regions: frozenset[str] | None, rate: int

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,11 +27,14 @@ from redis.asyncio import Redis
 
 from scoring.names import SCORE_NAMES
 from scoring.params import Params
+from streams.api.scripts import Script
 from streams.keys import GLOBAL_REGION, BoardRef, Keys
 from streams.readers import CreatorView, ReaderError, parse_creator
 
 #: The stream time's member in `Keys.stream_time` (`streams.sweep`).
 STREAM_MEMBER: Final = "stream"
+#: Board keys parsed at most (there are a few hundred; a bound all the same).
+_MAX_BOARDS: Final = 100_000
 
 # KEYS: a board. ARGV: first and last rank (0-based), the creator hash key prefix.
 # Replies {board size, {member, score, ...}, {provisional, confidence, region, ...}}.
@@ -81,29 +86,59 @@ class Percentile:
         return round(100 * (self.of - self.rank) / self.of, 2)
 
     def text(self) -> str:
-        b = self.board
-        who = f"{b.theme} creators" if b.theme is not None else "creators"
-        if b.content_type is not None:
-            who = f"creators of {b.content_type} posts"
-        where = "worldwide" if b.region == GLOBAL_REGION else f"in {b.region}"
-        return f"top {self.top_percent:g} % of {who} {where} by {b.score}"
+        return f"top {self.top_percent:g} % of {board_phrase(self.board)}"
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "region": self.board.region,
-            "theme": self.board.theme,
-            "content_type": self.board.content_type,
-            "rank": self.rank,
-            "of": self.of,
-            "top_percent": self.top_percent,
-            "percentile": self.percentile,
-            "text": self.text(),
-        }
+        return percentile_dict(self.board, self.rank, self.of)
+
+
+def percentile_dict(
+    b: BoardRef, rank: int, of: int, phrase: str | None = None
+) -> dict[str, object]:
+    """`Percentile(b, rank, of).to_dict()`, without the object (a search page has hundreds);
+    `phrase`: `board_phrase(b)`, when the caller has it at hand."""
+    tenths = math.ceil(1000 * rank / of)
+    top = _TOPS.get(tenths) or _top(tenths)
+    return {
+        "region": b.region,
+        "theme": b.theme,
+        "content_type": b.content_type,
+        "rank": rank,
+        "of": of,
+        "top_percent": top[0],
+        "percentile": round(100 * (of - rank) / of, 2),
+        "text": top[1] + (phrase or board_phrase(b)),
+    }
+
+
+#: Tenths of a percent -> (top_percent, the sentence's head), written once each (1,000 at most).
+_TOPS: dict[int, tuple[float, str]] = {}
+
+
+def _top(tenths: int) -> tuple[float, str]:
+    top = tenths / 10
+    _TOPS[tenths] = (top, f"top {top:g} % of ")
+    return _TOPS[tenths]
+
+
+@functools.lru_cache(maxsize=4096)
+def board_phrase(b: BoardRef) -> str:
+    """Who a board ranks, for a percentile's sentence: "beauty creators in ID by influence"
+    (a few hundred boards, so written once each)."""
+    who = f"{b.theme} creators" if b.theme is not None else "creators"
+    if b.content_type is not None:
+        who = f"creators of {b.content_type} posts"
+    where = "worldwide" if b.region == GLOBAL_REGION else f"in {b.region}"
+    return f"{who} {where} by {b.score}"
 
 
 def percentile_order(p: Percentile) -> tuple[int, str, str]:
     """Region boards first, then the global one, then themes and content types by name."""
-    b = p.board
+    return board_order(p.board)
+
+
+def board_order(b: BoardRef) -> tuple[int, str, str]:
+    """The order of `percentile_order`, by board."""
     kind = 0 if b.theme is None and b.content_type is None else 1 if b.theme is not None else 2
     return (kind, "" if b.region != GLOBAL_REGION else "~", b.theme or b.content_type or "")
 
@@ -139,9 +174,11 @@ class Reader:
         self._redis = client
         self._keys = keys
         self._params = params
-        self._page = client.register_script(PAGE_SCRIPT)
-        self._creator = client.register_script(CREATOR_SCRIPT)
+        self._page = Script(client, PAGE_SCRIPT)
+        self._creator = Script(client, CREATOR_SCRIPT)
         self._regions: tuple[float, list[str]] = (0.0, [])
+        self._cards = CardCache(params)
+        self._boards: dict[bytes | str, BoardRef | None] = {}
 
     async def board_page(
         self, board: BoardRef, n: int, offset: int = 0, cursor: Cursor | None = None
@@ -199,11 +236,10 @@ class Reader:
         if reply is None:
             return None
         raw, boards, ranks, stream = reply
-        fields = {_text(raw[i]): _text(raw[i + 1]) for i in range(0, len(raw), 2)}
-        view = parse_creator(creator_id, fields, self._params)
+        card = self._cards.get(creator_id, raw)
         by_score: dict[str, list[Percentile]] = {name: [] for name in SCORE_NAMES}
         for i, board_key in enumerate(boards):
-            board = keys.parse_board(_text(board_key))
+            board = self._board(board_key)
             rank, size = int(ranks[2 * i]), int(ranks[2 * i + 1])
             if board is None or rank < 0 or board.score not in by_score:
                 continue
@@ -211,7 +247,16 @@ class Reader:
                 continue
             by_score[board.score].append(Percentile(board, rank + 1, size))
         stream_ms = int(float(_text(stream))) if stream else None
-        return creator_dict(view, by_score, stream_ms, now_ms or int(time.time() * 1000))
+        return card.answer(by_score, stream_ms, now_ms or int(time.time() * 1000))
+
+    def _board(self, key: bytes | str) -> BoardRef | None:
+        """The board a key names; the few hundred boards are parsed once each."""
+        if key in self._boards:
+            return self._boards[key]
+        if len(self._boards) >= _MAX_BOARDS:
+            self._boards.clear()
+        board = self._boards[key] = self._keys.parse_board(_text(key))
+        return board
 
     async def region_of(self, creator_id: str) -> tuple[bool, str | None]:
         """Whether Redis has the creator, and its region."""
@@ -248,46 +293,91 @@ class Reader:
         return regions
 
 
-def creator_dict(
-    view: CreatorView,
-    percentiles: dict[str, list[Percentile]],
-    stream_ms: int | None,
-    now_ms: int,
-) -> dict[str, Any]:
-    scores: dict[str, Any] = {}
-    for name in SCORE_NAMES:
-        explanation = view.explanations.get(name)
-        scores[name] = {
-            "value": view.scores.get(name),
-            "summary": explanation.summary if explanation else None,
-            "contributions": [
-                {"name": c.name, "value": c.value, "points": c.points, "text": c.text}
-                for c in (explanation.contributions if explanation else ())
-            ],
-            "percentiles": [p.to_dict() for p in sorted(percentiles[name], key=percentile_order)],
+class Card:
+    """What a creator's answer takes from its hash alone (scores, flags, explanations): the
+    same until the worker writes the card again, while its ranks and freshness change."""
+
+    __slots__ = ("_head", "_problems", "_scores", "event_ms", "updated_ms")
+
+    def __init__(self, view: CreatorView) -> None:
+        self._head = {
+            "creator_id": view.creator_id,
+            "region": view.region,
+            "active": view.active,
+            "provisional": view.provisional,
+            "confidence": view.confidence,
+            "model_version": view.model_version,
         }
-    event_ms, updated_ms = view.event_time_ms, view.updated_at_ms
-    return {
-        "creator_id": view.creator_id,
-        "region": view.region,
-        "active": view.active,
-        "provisional": view.provisional,
-        "confidence": view.confidence,
-        "model_version": view.model_version,
-        "freshness": {
-            "event_time_ms": event_ms,
-            "updated_at_ms": updated_ms,
-            "stream_time_ms": stream_ms,
-            "lag_ms": (
-                max(0, stream_ms - event_ms)
-                if stream_ms is not None and event_ms is not None
-                else None
-            ),
-            "age_ms": max(0, now_ms - updated_ms) if updated_ms is not None else None,
-        },
-        "scores": scores,
-        "problems": list(view.problems),
-    }
+        self.event_ms, self.updated_ms = view.event_time_ms, view.updated_at_ms
+        self._scores: dict[str, dict[str, Any]] = {}
+        for name in SCORE_NAMES:
+            explanation = view.explanations.get(name)
+            self._scores[name] = {
+                "value": view.scores.get(name),
+                "summary": explanation.summary if explanation else None,
+                "contributions": [
+                    {"name": c.name, "value": c.value, "points": c.points, "text": c.text}
+                    for c in (explanation.contributions if explanation else ())
+                ],
+            }
+        self._problems = list(view.problems)
+
+    def answer(
+        self, percentiles: dict[str, list[Percentile]], stream_ms: int | None, now_ms: int
+    ) -> dict[str, Any]:
+        """The API's answer: this card with its percentile ranks and freshness now (a new
+        dict; the parts it shares with other answers are never changed)."""
+        event_ms, updated_ms = self.event_ms, self.updated_ms
+        return {
+            **self._head,
+            "freshness": {
+                "event_time_ms": event_ms,
+                "updated_at_ms": updated_ms,
+                "stream_time_ms": stream_ms,
+                "lag_ms": (
+                    max(0, stream_ms - event_ms)
+                    if stream_ms is not None and event_ms is not None
+                    else None
+                ),
+                "age_ms": max(0, now_ms - updated_ms) if updated_ms is not None else None,
+            },
+            "scores": {
+                name: {
+                    **static,
+                    "percentiles": [
+                        p.to_dict() for p in sorted(percentiles[name], key=percentile_order)
+                    ],
+                }
+                for name, static in self._scores.items()
+            },
+            "problems": self._problems,
+        }
+
+
+class CardCache:
+    """Cards by version, least recently read out first: writing a card's explanation
+    sentences costs more than the rest of its read, and a card the widgets show is read many
+    times between two writes of it. A version is the hash as Redis returned it, every field
+    (the worker's `updated_at` among them), so a rewritten card is a new entry and a cached
+    one is never stale."""
+
+    def __init__(self, params: Params, size: int = 1024) -> None:
+        self._params = params
+        self._size = size
+        self._cards: OrderedDict[tuple[str, tuple[bytes | str, ...]], Card] = OrderedDict()
+
+    def get(self, creator_id: str, raw: Sequence[bytes | str]) -> Card:
+        """The card of a creator's hash (HGETALL's flat field, value list)."""
+        version = (creator_id, tuple(raw))
+        card = self._cards.get(version)
+        if card is not None:
+            self._cards.move_to_end(version)
+            return card
+        fields = {_text(raw[i]): _text(raw[i + 1]) for i in range(0, len(raw), 2)}
+        card = self._cards[version] = Card(parse_creator(creator_id, fields, self._params))
+        if len(self._cards) > self._size:
+            self._cards.popitem(last=False)
+        return card
 
 
 def change_dict(entry_id: str, fields: dict[Any, Any]) -> dict[str, Any]:

@@ -1,13 +1,18 @@
 """Partner search: creators of a region, theme and content type above minimums on any scores,
 sorted by any score, paged, each with its scores and percentile ranks.
 
-Built on the leaderboards (sorted sets) the worker keeps, in one Lua script: each board
-with a minimum is cut to the creators at or above it (ZRANGESTORE), the cuts and the
-boards that only restrict membership (theme, content type) are intersected into one
-sorted set weighted so that its scores are the sort score (ZINTERSTORE), provisional
-creators are dropped from it on request, and a page is read off it with each creator's
-fields and ranks. The result is kept for `api_search_ttl_ms` under a key named by the
-query (`Keys.api_search`), so the next pages come from the same result, quickly.
+Built on the leaderboards (sorted sets) the worker keeps, in one Lua script. The work
+starts from the smallest cut: the board with the fewest creators at or above its minimum
+(counted with ZCOUNT, O(log N) each), copied alone (ZRANGESTORE). Each other board with a
+minimum is then applied to what is left (ZINTERSTORE, which walks the smaller side and
+takes that board's scores, then ZREMRANGEBYSCORE below the minimum), the most selective
+first, and a last ZINTERSTORE with the sort board and the boards that only restrict
+membership (theme, content type) gives the result, its scores the sort score. So the
+work follows the smallest cut and the matches, never a whole board's cut, and every step
+runs in Redis's C code. Provisional creators are dropped from the result on request,
+and a page is read off it with each creator's fields and ranks. The result is kept for
+`api_search_ttl_ms` under a key named by the query (`Keys.api_search`), so the next
+pages come from the same result, quickly.
 
 Which board a minimum or the sort reads: `overall` and `influence` have boards per theme
 and per content type, so with a theme they read the theme's board ("influence in beauty
@@ -27,7 +32,8 @@ import orjson
 from redis.asyncio import Redis
 
 from scoring.names import SCORE_NAMES
-from streams.api.reads import Percentile, percentile_order
+from streams.api.reads import board_order, board_phrase, percentile_dict
+from streams.api.scripts import Script
 from streams.keys import BREAKDOWN_SCORES, BoardRef, Keys
 
 #: Creator hash fields each result carries, in this order.
@@ -59,23 +65,38 @@ local dest = KEYS[1]
 local built = 0
 if redis.call('EXISTS', dest) == 0 then
   built = 1
-  local cmd = {'ZINTERSTORE', dest, nb}
-  local temps = {}
+  local counts, order = {}, {}
   for j = 1, nb do
-    if mins[j] == '-inf' then
-      cmd[#cmd + 1] = boards[j]
-    else
-      local cut = dest .. ':cut:' .. j
-      redis.call('ZRANGESTORE', cut, boards[j], mins[j], '+inf', 'BYSCORE')
-      cmd[#cmd + 1] = cut
-      temps[#temps + 1] = cut
+    counts[j] = redis.call('ZCOUNT', boards[j], mins[j], '+inf')
+    order[j] = j
+  end
+  table.sort(order, function(x, y) return counts[x] < counts[y] end)
+  local walk = order[1]
+  local cur = boards[walk]
+  local tmp = dest .. ':tmp'
+  if mins[walk] ~= '-inf' then
+    redis.call('ZRANGESTORE', tmp, cur, mins[walk], '+inf', 'BYSCORE')
+    cur = tmp
+  end
+  local rest = {}
+  for k = 2, nb do
+    local j = order[k]
+    if mins[j] ~= '-inf' then
+      redis.call('ZINTERSTORE', tmp, 2, cur, boards[j], 'WEIGHTS', 0, 1)
+      redis.call('ZREMRANGEBYSCORE', tmp, '-inf', '(' .. mins[j])
+      cur = tmp
+    elseif j ~= 1 then
+      rest[#rest + 1] = boards[j]
     end
   end
+  local cmd = {'ZINTERSTORE', dest, 2 + #rest, cur, boards[1]}
+  for _, b in ipairs(rest) do cmd[#cmd + 1] = b end
   cmd[#cmd + 1] = 'WEIGHTS'
+  cmd[#cmd + 1] = 0
   cmd[#cmd + 1] = 1
-  for j = 2, nb do cmd[#cmd + 1] = 0 end
+  for _ = 1, #rest do cmd[#cmd + 1] = 0 end
   redis.call(unpack(cmd))
-  if #temps > 0 then redis.call('DEL', unpack(temps)) end
+  redis.call('DEL', tmp)
   if exclude then
     local all = redis.call('ZRANGE', dest, 0, -1)
     local drop = {}
@@ -166,7 +187,7 @@ class Searcher:
     def __init__(self, client: Redis, keys: Keys, ttl_ms: int) -> None:
         self._keys = keys
         self._ttl_ms = ttl_ms
-        self._search = client.register_script(_SEARCH)
+        self._search = Script(client, _SEARCH)
 
     async def search(self, query: Query, n: int, offset: int = 0) -> dict[str, Any]:
         keys = self._keys
@@ -183,11 +204,11 @@ class Searcher:
         args += [len(ranked), *(b.key(keys) for b in ranked)]
         built, total, page, sizes, rows = await self._search(keys=[result_key], args=args)
         width = len(_FIELDS) + len(ranked)
+        places = _places(ranked, [int(size) for size in sizes])
         results = []
         for i in range(0, len(page), 2):
             row = rows[i // 2 * width : (i // 2 + 1) * width]
-            results.append(_result(offset + i // 2 + 1, page[i], float(page[i + 1]), row,
-                                   ranked, [int(s) for s in sizes]))  # fmt: skip
+            results.append(_result(offset + i // 2 + 1, page[i], float(page[i + 1]), row, places))
         total = int(total)
         more = offset + len(results) < total
         return {
@@ -200,21 +221,26 @@ class Searcher:
         }
 
 
+#: Per score, the rank boards of that score as (index in the ranked boards, board, size,
+#: its phrase), in the order an answer lists a creator's percentiles.
+_Places = dict[str, list[tuple[int, BoardRef, int, str]]]
+
+
+def _places(ranked: list[BoardRef], sizes: list[int]) -> _Places:
+    """The same for every result of a search, so worked out once per page."""
+    places: _Places = {name: [] for name in SCORE_NAMES}
+    for j in sorted(range(len(ranked)), key=lambda j: board_order(ranked[j])):
+        board = ranked[j]
+        places[board.score].append((j, board, sizes[j], board_phrase(board)))
+    return places
+
+
 def _result(
-    position: int,
-    member: bytes | str,
-    sort_value: float,
-    row: list[Any],
-    ranked: list[BoardRef],
-    sizes: list[int],
+    position: int, member: bytes | str, sort_value: float, row: list[Any], places: _Places
 ) -> dict[str, Any]:
     values = [_text(v) for v in row[: len(_FIELDS)]]
     fields = dict(zip(_FIELDS, values, strict=True))
     ranks = [int(r) for r in row[len(_FIELDS) :]]
-    by_score: dict[str, list[Percentile]] = {name: [] for name in SCORE_NAMES}
-    for board, rank, size in zip(ranked, ranks, sizes, strict=True):
-        if rank >= 0 and size > 0:
-            by_score[board.score].append(Percentile(board, rank + 1, size))
     return {
         "position": position,
         "creator_id": _text(member),
@@ -224,8 +250,12 @@ def _result(
         "confidence": float(fields["confidence"]) if fields["confidence"] else None,
         "scores": {name: float(fields[name]) if fields[name] else None for name in SCORE_NAMES},
         "percentiles": {
-            name: [p.to_dict() for p in sorted(found, key=percentile_order)]
-            for name, found in by_score.items()
+            name: [
+                percentile_dict(board, ranks[j] + 1, size, phrase)
+                for j, board, size, phrase in found
+                if ranks[j] >= 0 and size > 0
+            ]
+            for name, found in places.items()
         },
     }
 
