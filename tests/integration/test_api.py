@@ -8,9 +8,7 @@ the readers `creator-scores show` uses, never from the API's own code.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +28,7 @@ from streams.api.auth import Keyring
 from streams.keys import Keys
 from streams.readers import read_creator
 from streams.settings import Settings
-from tests.support.population import QUIET, score_population
-from tests.support.redis import delete_prefix
+from tests.support.population import QUIET, scored_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -49,27 +46,17 @@ class Seeded:
 @pytest.fixture(scope="module")
 def seeded(stack_settings: Settings) -> Iterator[Seeded]:
     """One scored population for the module, under a prefix of its own."""
-    prefix = f"test-api-{uuid.uuid4().hex[:10]}:"
-    settings = stack_settings.model_copy(update={"redis_prefix": prefix})
-    keys = Keys(prefix)
 
-    async def seed() -> Seeded:
-        client = Redis.from_url(settings.redis_url)
-        try:
-            await score_population(client, keys)
-            ring = Keyring(client, keys)
-            _, everywhere = await ring.create("acme", None, 100_000)
-            _, indonesia = await ring.create("jakarta agency", frozenset({"ID"}), 100_000)
-            gone, revoked = await ring.create("former partner", None, 100_000)
-            assert await ring.revoke(gone.key_id)
-        finally:
-            await client.aclose()
-        return Seeded(settings, keys, everywhere, indonesia, revoked)
+    async def tokens(client: Redis, keys: Keys) -> tuple[str, str, str]:
+        ring = Keyring(client, keys)
+        _, everywhere = await ring.create("acme", None, 100_000)
+        _, indonesia = await ring.create("jakarta agency", frozenset({"ID"}), 100_000)
+        gone, revoked = await ring.create("former partner", None, 100_000)
+        assert await ring.revoke(gone.key_id)
+        return everywhere, indonesia, revoked
 
-    try:
-        yield asyncio.run(seed())
-    finally:
-        asyncio.run(delete_prefix(settings.redis_url, prefix))
+    with scored_prefix(stack_settings, "api", tokens) as (settings, made):
+        yield Seeded(settings, Keys(settings.redis_prefix), *made)
 
 
 @pytest.fixture

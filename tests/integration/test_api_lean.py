@@ -7,8 +7,6 @@ a key with a small rate has a twin per app, so both count the same requests.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -25,8 +23,7 @@ from streams.api.auth import Keyring
 from streams.api.lean import LeanRoutes
 from streams.keys import Keys
 from streams.settings import Settings
-from tests.support.population import score_population
-from tests.support.redis import delete_prefix
+from tests.support.population import scored_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -46,33 +43,19 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded(stack_settings: Settings) -> Iterator[Seeded]:
-    prefix = f"test-lean-{uuid.uuid4().hex[:10]}:"
-    settings = stack_settings.model_copy(update={"redis_prefix": prefix})
-    keys = Keys(prefix)
+    async def made(client: Redis, keys: Keys) -> tuple[str, ...]:
+        ring = Keyring(client, keys)
+        _, everywhere = await ring.create("acme", None, 100_000)
+        _, indonesia = await ring.create("jakarta", frozenset({"ID"}), 100_000)
+        gone, revoked = await ring.create("former", None, 100_000)
+        await ring.revoke(gone.key_id)
+        small = ((await ring.create("small", None, 3))[1], (await ring.create("small", None, 3))[1])
+        inside = (await client.zrevrange(keys.board("overall", "ID"), 5, 5))[0]
+        outside = (await client.zrevrange(keys.board("overall", "GB"), 5, 5))[0]
+        return everywhere, indonesia, revoked, small, inside, outside
 
-    async def seed() -> Seeded:
-        client = Redis.from_url(settings.redis_url, decode_responses=True)
-        try:
-            await score_population(client, keys)
-            ring = Keyring(client, keys)
-            _, everywhere = await ring.create("acme", None, 100_000)
-            _, indonesia = await ring.create("jakarta", frozenset({"ID"}), 100_000)
-            gone, revoked = await ring.create("former", None, 100_000)
-            await ring.revoke(gone.key_id)
-            small = (
-                (await ring.create("small", None, 3))[1],
-                (await ring.create("small", None, 3))[1],
-            )
-            inside = (await client.zrevrange(keys.board("overall", "ID"), 5, 5))[0]
-            outside = (await client.zrevrange(keys.board("overall", "GB"), 5, 5))[0]
-        finally:
-            await client.aclose()
-        return Seeded(settings, keys, everywhere, indonesia, revoked, small, inside, outside)
-
-    try:
-        yield asyncio.run(seed())
-    finally:
-        asyncio.run(delete_prefix(settings.redis_url, prefix))
+    with scored_prefix(stack_settings, "lean", made) as (settings, (e, i, r, small, ins, out)):
+        yield Seeded(settings, Keys(settings.redis_prefix), e, i, r, small, ins, out)
 
 
 _COUNTED = ("x-ratelimit-remaining", "x-ratelimit-reset")

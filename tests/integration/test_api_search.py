@@ -9,7 +9,6 @@ matches are computed here from the whole boards (ZRANGE), never with the search'
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -21,8 +20,7 @@ from scoring.names import SCORE_NAMES
 from streams.api.search import Query, Searcher
 from streams.keys import Keys
 from streams.settings import Settings
-from tests.support.population import score_population
-from tests.support.redis import delete_prefix
+from tests.support.population import scored_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -56,25 +54,13 @@ end
 
 @pytest.fixture(scope="module")
 def seeded(stack_settings: Settings) -> Iterator[Seeded]:
-    prefix = f"test-search-{uuid.uuid4().hex[:10]}:"
-    settings = stack_settings.model_copy(update={"redis_prefix": prefix})
-    keys = Keys(prefix)
+    async def twins(client: Redis, keys: Keys) -> str:
+        original: str = (await client.zrevrange(keys.board("overall", "ID"), 40, 40))[0]
+        await client.eval(_COPY, 0, keys.prefix, original, *TWINS)
+        return original
 
-    async def seed() -> Seeded:
-        client = Redis.from_url(settings.redis_url, decode_responses=True)
-        try:
-            await score_population(client, keys)
-            board = keys.board("overall", "ID")
-            original = (await client.zrevrange(board, 40, 40))[0]
-            await client.eval(_COPY, 0, prefix, original, *TWINS)
-        finally:
-            await client.aclose()
-        return Seeded(settings, keys, original, "ID")
-
-    try:
-        yield asyncio.run(seed())
-    finally:
-        asyncio.run(delete_prefix(settings.redis_url, prefix))
+    with scored_prefix(stack_settings, "search", twins) as (settings, original):
+        yield Seeded(settings, Keys(settings.redis_prefix), original, "ID")
 
 
 @pytest.fixture

@@ -9,9 +9,13 @@ out of every board: its hash says inactive.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from redis.asyncio import Redis
 
@@ -21,10 +25,14 @@ from streams.codec import RawRecord
 from streams.devtools.simulate import SimConfig, generate_events
 from streams.keys import Keys
 from streams.pipeline import Pipeline, PipelineConfig
+from streams.settings import Settings
 from streams.sinks.base import OutboundRecord
 from streams.sinks.redis import ChangeRetention, RedisSink
 from streams.state_store import DictStore
 from streams.sweep import StreamClock
+from tests.support.redis import delete_prefix
+
+T = TypeVar("T")
 
 CONFIG: Final = PipelineConfig(
     kinds={"posts": "post", "shoppable-tags": "tag", "orders": "order"},
@@ -81,3 +89,27 @@ async def score_population(
     await StreamClock(client, keys).sync(pipeline)
     await pipeline.sweep(list(store.keys()))
     return Population(pipeline, store, collected, end_ms)
+
+
+@contextlib.contextmanager
+def scored_prefix(
+    settings: Settings, label: str, then: Callable[[Redis, Keys], Awaitable[T]]
+) -> Iterator[tuple[Settings, T]]:
+    """A prefix of its own with the population scored in it (`score_population`), then
+    `then(client, keys)` run on a client that decodes responses; yields the settings with
+    that prefix and what `then` returned, and deletes every key under the prefix after."""
+    prefix = f"test-{label}-{uuid.uuid4().hex[:10]}:"
+    scoped = settings.model_copy(update={"redis_prefix": prefix})
+
+    async def seed() -> T:
+        client = Redis.from_url(scoped.redis_url, decode_responses=True)
+        try:
+            await score_population(client, Keys(prefix))
+            return await then(client, Keys(prefix))
+        finally:
+            await client.aclose()
+
+    try:
+        yield scoped, asyncio.run(seed())
+    finally:
+        asyncio.run(delete_prefix(scoped.redis_url, prefix))
