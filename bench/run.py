@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,70 +324,46 @@ class Runner:
             await self.guarded("api", self.api)
         return self.results
 
-    async def api(self) -> None:
-        """The read API under concurrent clients (`bench.api`: its own Redis and API process)."""
-        out = self.ctx.workdir / "api.json"
-        command = [sys.executable, "-m", "bench.api", *self.plan.api_args, "--out", str(out)]
-        self.ctx.say("api: " + " ".join(command[2:]))
+    async def _module(self, module: str, args: Sequence[str]) -> dict[str, Any]:
+        """Run `python -m module *args --out FILE` against the run's stack; its JSON figures."""
+        out = self.ctx.workdir / f"{module.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:8]}.json"
+        command = [sys.executable, "-m", module, *args, "--out", str(out)]
+        self.ctx.say(" ".join(command[1:]))
         proc = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            *command,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={
+                **os.environ,
+                "REDIS_URL": self.ctx.redis_url,
+                "KAFKA_BOOTSTRAP_SERVERS": self.ctx.bootstrap,
+            },
         )
         _, err = await proc.communicate()
         if proc.returncode != 0:
-            raise BenchError(f"bench.api exited {proc.returncode}: {err.decode()[-2000:]}")
-        figures = json.loads(out.read_text())
+            raise BenchError(f"{module} exited {proc.returncode}: {err.decode()[-2000:]}")
+        figures: dict[str, Any] = json.loads(out.read_text())
+        return figures
+
+    async def api(self) -> None:
+        """The read API under concurrent clients (`bench.api`: its own Redis and API process),
+        then the widget's delay, event produced -> SSE message read (`bench.widget_delay`: a
+        worker and the API on the run's stack, topics and prefix of its own)."""
+        figures = await self._module("bench.api", self.plan.api_args)
         self.results["api"] = figures
         p99 = {kind: row["p99_ms"] for kind, row in figures["api"].items()}
         self.ctx.say(f"api: p99 ms at {figures['clients']} clients {p99}")
-        # The widget's delay, event produced -> SSE message read (a worker and the API on
-        # the run's stack, topics and prefix of its own).
-        out = self.ctx.workdir / "widget-delay.json"
-        command = [sys.executable, "-m", "bench.widget_delay", *self.plan.widget_args,
-                   "--out", str(out)]  # fmt: skip
-        self.ctx.say("widget delay: " + " ".join(command[2:]))
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env={
-                **os.environ,
-                "REDIS_URL": self.ctx.redis_url,
-                "KAFKA_BOOTSTRAP_SERVERS": self.ctx.bootstrap,
-            },
-        )
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise BenchError(f"bench.widget_delay exited {proc.returncode}: "
-                             f"{err.decode()[-2000:]}")  # fmt: skip
-        delay = json.loads(out.read_text())
+        delay = await self._module("bench.widget_delay", self.plan.widget_args)
         self.results["widget_delay"] = delay
-        self.ctx.say("widget delay p50/p99 ms: idle "
-                     f"{delay['idle']['event_to_sse_ms']['p50']}/"
-                     f"{delay['idle']['event_to_sse_ms']['p99']}, loaded "
-                     f"{delay['loaded']['event_to_sse_ms']['p50']}/"
-                     f"{delay['loaded']['event_to_sse_ms']['p99']}")  # fmt: skip
+        idle, loaded = delay["idle"]["event_to_sse_ms"], delay["loaded"]["event_to_sse_ms"]
+        self.ctx.say(f"widget delay p50/p99 ms: idle {idle['p50']}/{idle['p99']}, "
+                     f"loaded {loaded['p50']}/{loaded['p99']}")  # fmt: skip
 
     async def sweep(self, held: int) -> None:
         """One day-boundary sweep over `held` creators (`bench.sweep`, its own process)."""
-        out = self.ctx.workdir / f"sweep-{held}.json"
         smoke = self.plan.mode == "smoke"
-        command = [sys.executable, "-m", "bench.sweep", "--creators", str(held),
-                   "--live-s", "2" if smoke else "10", "--json", str(out)]  # fmt: skip
-        self.ctx.say(f"sweep: {held:,} creators held")
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env={
-                **os.environ,
-                "REDIS_URL": self.ctx.redis_url,
-                "KAFKA_BOOTSTRAP_SERVERS": self.ctx.bootstrap,
-            },
-        )
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise BenchError(f"bench.sweep exited {proc.returncode}: {err.decode()[-2000:]}")
-        figures = json.loads(out.read_text())
+        args = ["--creators", str(held), "--live-s", "2" if smoke else "10"]
+        figures = await self._module("bench.sweep", args)
         self.results["sweep"].append(figures)
         self.ctx.say(f"sweep: {figures['sweep']['seconds']} s for {figures['held']:,} creators, "
                      f"live p99 x{figures['p99_ratio_during_over_alone']}")  # fmt: skip

@@ -264,7 +264,7 @@ def main() -> None:
     ap.add_argument("--live-batch", type=int, default=200)
     ap.add_argument("--live-every-ms", type=float, default=100.0)
     ap.add_argument("--live-creators", type=int, default=5000)
-    ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--json", "--out", dest="json", help="also write the figures here")
     ap.add_argument("--kafka", action=argparse.BooleanOptionalAction, default=True,
                     help="write the changelog, score-change and card records to Kafka, as a "
                          "worker does (--no-kafka: leave them out)")  # fmt: skip
