@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
@@ -355,6 +356,50 @@ class WorkerSupport(mode.Service):
             await self._runner.stop()
 
 
+class BoundedWorker(faust.Worker):
+    """Faust's worker, with a bound on how long it may take to stop.
+
+    A worker whose broker is gone for good never finishes a graceful stop: Faust's
+    consumer thread waits for a group coordinator that does not come back, and mode's
+    shutdown then waits on it with no bound (seen: still running minutes after SIGTERM,
+    only kill -9 ended it). Once told to stop, a watchdog thread (not a task: the event
+    loop may be the thing that is stuck) ends the process after `stop_timeout_s`, saying
+    so. That is safe: offsets are committed only after Redis, the output topics and the
+    changelog have a batch, so whatever was not committed is redone by the next owner, as
+    after a kill -9 (docs/reliability.md).
+    """
+
+    #: Exit status of a stop that had to be cut short.
+    FORCED_EXIT = 70
+
+    def __init__(self, *services: Any, stop_timeout_s: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*services, **kwargs)
+        self._stop_timeout_s = stop_timeout_s
+        self._watchdog: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self._watchdog is None and self._stop_timeout_s > 0:
+            self._watchdog = threading.Timer(self._stop_timeout_s, self._exit_now, (signal,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+        super()._schedule_shutdown(signal)
+
+    def _exit_now(self, signal: Any) -> None:
+        log.error(
+            "still stopping %.0fs after %s (Kafka or Redis unreachable?): exiting now; "
+            "what was not committed is processed again by the partitions' next owner "
+            "(CREATOR_SCORES_STOP_TIMEOUT_S)",
+            self._stop_timeout_s,
+            getattr(signal, "name", signal),
+        )
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(self.FORCED_EXIT)
+
+
 def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
     """The Faust worker for our app, with the observability endpoint beside it."""
     use_event_loop(settings)
@@ -363,9 +408,10 @@ def build_worker(settings: Settings, *, loglevel: str = "info") -> faust.Worker:
     Path(bundle.app.conf.datadir).mkdir(parents=True, exist_ok=True)
     health = HealthState(batch_timeout_s=settings.ready_batch_timeout_s)
     install_pipeline(bundle, load_scoring_params(settings), health)
-    worker = faust.Worker(
+    worker = BoundedWorker(
         bundle.app,
         WorkerSupport(settings, health),
+        stop_timeout_s=settings.stop_timeout_s,
         loglevel=loglevel,
         redirect_stdouts=False,
         stdout=sys.stdout,

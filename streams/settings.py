@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # then (Redis or Kafka down) is abandoned unacknowledged, so the worker exits within
     # its grace period (docker-compose: 30 s) and the batch is redone by the next owner.
     stop_batch_wait_s: float = Field(default=20.0, ge=0)
+    # Once told to stop (SIGTERM, SIGINT), the worker exits within this many seconds even if
+    # a graceful stop cannot finish (a broker gone for good leaves Faust's consumer thread
+    # and final commit waiting for ever): a hard exit then, as safe as a kill -9, since
+    # nothing is acknowledged before it is stored (0: wait for ever).
+    stop_timeout_s: float = Field(default=28.0, ge=0)
     # Batch ingest: apply state changelog records a fetch at a time (recovery, standbys)
     # instead of through Faust's per-event recovery loop (streams.batching.ChangelogBulk).
     changelog_bulk: bool = True
@@ -164,6 +169,15 @@ class Settings(BaseSettings):
             object.__setattr__(self, "kafka_bootstrap_servers", f"localhost:{self.kafka_port}")
         if "redis_port" in given and "redis_url" not in given:
             object.__setattr__(self, "redis_url", f"redis://localhost:{self.redis_port}/0")
+        return self
+
+    @model_validator(mode="after")
+    def _stop_outlasts_the_batch_wait(self) -> Settings:
+        if 0 < self.stop_timeout_s <= self.stop_batch_wait_s:
+            raise ValueError(
+                f"CREATOR_SCORES_STOP_TIMEOUT_S ({self.stop_timeout_s:g}) must be longer than "
+                f"CREATOR_SCORES_STOP_BATCH_WAIT_S ({self.stop_batch_wait_s:g}), or 0"
+            )
         return self
 
     def explicit_ports(self) -> set[str]:
