@@ -35,14 +35,15 @@ import dataclasses
 import json
 import time
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.common import Ctx, create_topics, delete_redis_prefix, delete_topics
 from scoring.columns import DAY_MS
 from streams.sweep import DEFAULT_SLICE
 
@@ -76,25 +77,6 @@ class _Table:
         return len(self.data)
 
 
-async def _create_topics(settings: Any, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, settings.topic_partitions, 1)
-                                   for name in names])  # fmt: skip
-    finally:
-        await admin.close()
-
-
-async def _delete_topics(settings: Any, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
-    finally:
-        await admin.close()
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from redis.asyncio import Redis
 
@@ -112,6 +94,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
     run = uuid.uuid4().hex[:8]
     prefix = f"bench-sweep-{run}:"
+    ctx = Ctx(run, settings.kafka_bootstrap_servers, settings.redis_url, Path("."),
+              partitions=settings.topic_partitions)  # fmt: skip
     redis: Redis = build_redis(settings.redis_url)
     # partitions=0: records are taken where they are (one process holds every partition).
     config = dataclasses.replace(PipelineConfig.from_settings(settings, "bench-rekeyed"),
@@ -122,7 +106,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.kafka:
         topics = [f"bench-sweep-{run}-{name}" for name in
                   ("changelog", "changes", "cards", "dead")]  # fmt: skip
-        await _create_topics(settings, topics)
+        await create_topics(ctx, topics)
         config = dataclasses.replace(config, changes_topic=topics[1], cards_topic=topics[2])
         producer = build_producer(settings)
         await producer.start()
@@ -246,10 +230,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if producer is not None:
             await producer.stop()
         if topics:
-            await _delete_topics(settings, topics)
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=5000)]
-        for i in range(0, len(keys), 5000):
-            await redis.delete(*keys[i : i + 5000])
+            await delete_topics(ctx, topics)
+        await delete_redis_prefix(settings.redis_url, prefix)
         await redis.aclose()
     return out
 

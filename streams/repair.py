@@ -196,7 +196,7 @@ class Republisher:
         n = self._partitions
         for start in range(0, len(keys), self._slice):
             chunk = keys[start : start + self._slice]
-            async with self.exclusive:
+            async with self.exclusive.turn():
                 owned = self._owned()
                 if owned is None or not partitions <= owned:
                     log.info("Redis repair of partitions %s stopped by a rebalance after %d "

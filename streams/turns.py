@@ -4,8 +4,8 @@ Each of them reads creators' states and writes the sinks and the table, so they 
 at a time (`Exclusive`, a lock). A sweep slice may leave its writes finishing after it
 lets go (`defer`): its next slice is then computed while Redis and Kafka take the
 previous one, instead of the CPU waiting on them. Whoever takes the next turn waits for
-that write first (`__aenter__`), so no one ever reads a state whose write is still on
-its way. Two holders know better and take their turn without waiting
+that write first, so no one ever reads a state whose write is still on
+its way (`turn()`). Two holders know better and take their turn without waiting
 (`turn(settle=False)`): the sweep, whose slices never share a creator, and a live batch,
 which waits only if it holds a creator of that write (`settle_for`, once it knows its
 creators), so live events do not queue behind a slice they have nothing to do with.
@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterable
-from types import TracebackType
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -30,23 +29,6 @@ class Exclusive:
         self._lock = asyncio.Lock()
         self._pending: asyncio.Task[Any] | None = None
         self._pending_keys: frozenset[bytes] = frozenset()
-
-    async def __aenter__(self) -> Exclusive:
-        await self._lock.acquire()
-        try:
-            await self.settle()
-        except BaseException:
-            self._lock.release()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._lock.release()
 
     @contextlib.asynccontextmanager
     async def turn(self, *, settle: bool = True) -> AsyncIterator[Exclusive]:

@@ -436,7 +436,7 @@ class LocalStack:
             _terminate(pid, timeout)
             self._pidfile(name).unlink(missing_ok=True)
             stopped.append(f"{name} (pid {pid})")
-        if not any(_pid_alive(p) for p in map(self._read_pid, ("kafka", "redis")) if p):
+        if all(self._read_pid(name) is None for name in ("kafka", "redis")):
             (self.dir / STACK_PORTS_FILE).unlink(missing_ok=True)  # the next `up` chooses anew
         return stopped
 

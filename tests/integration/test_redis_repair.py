@@ -150,7 +150,7 @@ class Run:
             self._offset += 1
             key = str(payload["creator_id"]).encode()
             records.append(RawRecord(topic, 0, self._offset, key, orjson.dumps(payload), NOW_MS))
-        async with self.repair.exclusive:
+        async with self.repair.exclusive.turn():
             await self.pipeline.process(records)
 
     async def dump(self, redis_dump: RedisDump) -> dict[str, object]:

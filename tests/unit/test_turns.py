@@ -28,7 +28,7 @@ async def test_the_next_turn_waits_for_the_deferred_write() -> None:
         turn.defer(_write(log, "slice 1", gate))
 
     async def batch() -> None:
-        async with turns:
+        async with turns.turn():
             log.append("batch")
 
     waiting = asyncio.ensure_future(batch())
@@ -85,7 +85,7 @@ async def test_a_failed_write_is_logged_not_raised_at_the_next_holder(
     async with turns.turn(settle=False) as turn:
         turn.defer(broken())
     with caplog.at_level(logging.ERROR, logger="streams.turns"):
-        async with turns:
+        async with turns.turn():
             pass
     assert "a deferred write failed" in caplog.text
     assert not turns.locked()
@@ -99,7 +99,7 @@ async def test_a_cancelled_waiter_leaves_the_write_for_the_next_one() -> None:
         turn.defer(_write(log, "slice", gate))
 
     async def holder() -> None:
-        async with turns:
+        async with turns.turn():
             log.append("first holder")
 
     first = asyncio.ensure_future(holder())
