@@ -1,16 +1,19 @@
-"""Shared helpers of the integration tests: topics of a given shape, and reading them back."""
+"""Shared helpers of the integration tests: topics of a given shape, reading them back, and
+clients of the stack's Redis."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from redis import Redis as BlockingRedis
 from redis.asyncio import Redis
 
+from streams.readers import connect
 from streams.settings import Settings
 from tests.support.redis import delete_prefix
 
@@ -28,6 +31,32 @@ async def redis(stack_settings: Settings, redis_prefix: str) -> AsyncIterator[Re
     finally:
         await client.aclose()
         await delete_prefix(stack_settings.redis_url, redis_prefix)
+
+
+@pytest.fixture
+def client(stack_settings: Settings, redis_prefix: str) -> Iterator[BlockingRedis]:
+    """A plain (blocking) client of the stack's Redis, as the read commands use
+    (`streams.readers.connect`); every key under the test's prefix is deleted after.
+    Modules that need another kind of `client` define their own."""
+    c = connect(stack_settings.redis_url)
+    try:
+        yield c
+    finally:
+        stale = list(c.scan_iter(match=f"{redis_prefix}*", count=1000))
+        if stale:
+            c.delete(*stale)
+        c.close()
+
+
+@pytest.fixture
+def direct(seeded: Any) -> Iterator[BlockingRedis]:
+    """A plain client that decodes replies, to read what the API should answer (for the
+    modules that seed a population: `seeded.settings`)."""
+    c = BlockingRedis.from_url(seeded.settings.redis_url, decode_responses=True)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 @pytest.fixture

@@ -60,16 +60,6 @@ def seeded(stack_settings: Settings) -> Iterator[Seeded]:
 
 
 @pytest.fixture
-def direct(seeded: Seeded) -> Iterator[redis.Redis]:
-    """A plain client to read what the API should answer."""
-    client = redis.Redis.from_url(seeded.settings.redis_url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
 async def api(seeded: Seeded) -> AsyncIterator[httpx.AsyncClient]:
     """The app in process, with the every-region key."""
     client = Redis.from_url(seeded.settings.redis_url)

@@ -64,15 +64,6 @@ def seeded(stack_settings: Settings) -> Iterator[Seeded]:
 
 
 @pytest.fixture
-def direct(seeded: Seeded) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(seeded.settings.redis_url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
 async def client(seeded: Seeded) -> AsyncIterator[Redis]:
     connection = Redis.from_url(seeded.settings.redis_url)
     try:

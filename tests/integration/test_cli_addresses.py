@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,25 +23,12 @@ from click.testing import CliRunner, Result
 from streams.cli import main
 from streams.devtools.stack import free_port
 from streams.keys import Keys
-from streams.readers import connect
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "hunter2-secret"
-
-
-@pytest.fixture
-def client(stack_settings: Settings, redis_prefix: str) -> Iterator[redis.Redis]:
-    c = connect(stack_settings.redis_url)
-    try:
-        yield c
-    finally:
-        stale = list(c.scan_iter(match=f"{redis_prefix}*", count=1000))
-        if stale:
-            c.delete(*stale)
-        c.close()
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> Result:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -33,7 +32,6 @@ from streams.readers import (
     ReaderError,
     board_key,
     board_size,
-    connect,
     creator_renderable,
     parse_creator,
     read_creator,
@@ -60,18 +58,6 @@ EXPLAIN = {
     },
     "sales": {"score": "sales", "value": 90.0, "summary": "GMV above peers", "contributions": []},
 }
-
-
-@pytest.fixture
-def client(stack_settings: Settings, redis_prefix: str) -> Iterator[redis.Redis]:
-    c = connect(stack_settings.redis_url)
-    try:
-        yield c
-    finally:
-        stale = list(c.scan_iter(match=f"{redis_prefix}*", count=1000))
-        if stale:
-            c.delete(*stale)
-        c.close()
 
 
 @pytest.fixture
