@@ -50,6 +50,8 @@ def test_a_worker_whose_broker_is_gone_for_good_still_stops_when_told(tmp_path: 
         "CREATOR_SCORES_KAFKA_CONTROLLER_PORT": str(free_port()),
         "CREATOR_SCORES_REDIS_PORT": str(redis),
         "CREATOR_SCORES_KAFKA_HEAP": "256m",
+        "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{kafka}",
+        "REDIS_URL": f"redis://localhost:{redis}/0",
     })  # fmt: skip
     _stack(stack_env, "up")  # a Kafka and a Redis of the test's own
     try:
