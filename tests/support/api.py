@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.support.workers import CLI
+from tests.support.workers import start_cli
 
 _LISTENING = re.compile(rb"Uvicorn running on (http://[\d.]+:\d+)")
 
@@ -20,16 +20,7 @@ def start_api(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The API in its own session, logging to name.log; returns it with its base URL."""
     log_path = workdir / f"{name}.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [str(CLI), "serve", "--host", "127.0.0.1", "--port", "0"],
-            env=dict(env),
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = start_cli(["serve", "--host", "127.0.0.1", "--port", "0"], env, workdir, name)
     deadline = time.monotonic() + timeout
     while True:
         found = _LISTENING.search(log_path.read_bytes())

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 #: The console script of the venv running the tests. Whose code it runs is decided by
@@ -14,13 +14,14 @@ from pathlib import Path
 CLI = Path(sys.executable).with_name("creator-scores")
 
 
-def start_worker(
-    env: Mapping[str, str], workdir: Path, name: str = "worker"
+def start_cli(
+    args: Sequence[str], env: Mapping[str, str], workdir: Path, name: str
 ) -> subprocess.Popen[bytes]:
-    """A worker in its own session (so kill -9 takes its whole group), logging to name.log."""
+    """`creator-scores *args` in its own session (so kill -9 takes its whole group),
+    logging to name.log in `workdir`."""
     with (workdir / f"{name}.log").open("ab") as log:
         return subprocess.Popen(
-            [str(CLI), "worker", "-l", "info"],
+            [str(CLI), *args],
             env=dict(env),
             cwd=workdir,
             stdout=log,
@@ -28,6 +29,13 @@ def start_worker(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+
+def start_worker(
+    env: Mapping[str, str], workdir: Path, name: str = "worker"
+) -> subprocess.Popen[bytes]:
+    """A worker (`start_cli`), logging to name.log."""
+    return start_cli(["worker", "-l", "info"], env, workdir, name)
 
 
 def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
