@@ -30,9 +30,12 @@ def test_plain_names_for_kafka_and_redis(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.batch_size == 123
 
 
-def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for field in Settings.model_fields:
         monkeypatch.delenv(env_name(field), raising=False)
+    # A stack folder with no ports recorded: the repository's own `.stack/` may hold some
+    # (its stack moved off default ports another process held, as on a shared machine).
+    monkeypatch.chdir(tmp_path)
     settings = Settings()
     assert settings.kafka_bootstrap_servers == "localhost:9092"
     assert settings.redis_url == "redis://localhost:6379/0"
