@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CS := $(BIN)/creator-scores
 
-.PHONY: setup bench-deps stack-up stack-down stack-status lint test test-unit test-integration test-e2e demo bench bench-smoke chaos chaos-docs clean
+.PHONY: setup bench-deps test-tools stack-up stack-down stack-status lint test test-unit test-integration test-e2e demo bench bench-smoke chaos chaos-docs clean
 
 setup: $(VENV)/.installed
 
@@ -36,7 +36,16 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy scoring streams
 
-test: setup bench-deps lint stack-up
+# Debian packages the tests drive, installed with apt-get when missing (as root, or via sudo):
+# promtool checks the Prometheus config and alert rules (tests/unit/test_deploy_files.py);
+# chromium is the widget's browser (tests/e2e/test_widget.py, through Playwright, which never
+# downloads a browser of its own). A missing one fails the tests; they never skip.
+TEST_TOOLS := promtool:prometheus chromium:chromium
+
+test-tools:
+	@missing=""; for pair in $(TEST_TOOLS); do 	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; 	done; 	if [ -n "$$missing" ]; then 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; 	  echo "installing Debian packages for the tests:$$missing"; 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && 	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; 	fi
+
+test: setup bench-deps test-tools lint stack-up
 	$(BIN)/pytest -q
 
 test-unit: setup
